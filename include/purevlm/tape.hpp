@@ -1,0 +1,353 @@
+// SPDX-License-Identifier: MIT
+// tape.hpp: reverse-mode autograd as bookkeeping. Each op appends a node (its output shape, its
+// inputs, what it saved, a backward function) to a vector, so the vector is already in topological
+// order and backward() is one reverse loop: no recursion, no shared_ptr graph. Values, gradients
+// and saved data live in arenas that reset() clears but keeps, so a training step that has run
+// once allocates nothing again. Every tensor on the tape is 2-D [rows, cols]; a vector is [1, n].
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include "ops.hpp"
+#include "tensor.hpp"
+
+namespace purevlm {
+
+// A handle to a node on a tape: an index, valid until the tape's next reset().
+struct var {
+  std::uint32_t id = 0;
+};
+
+template <std::floating_point T>
+class basic_tape {
+public:
+  struct node;
+  using backward_fn = void (*)(basic_tape&, const node&);
+  struct node {
+    backward_fn backward = nullptr;  // null for leaves
+    std::size_t rows = 0, cols = 0;
+    std::size_t value = 0, saved = 0, ints = 0, inputs = 0, n_inputs = 0;
+    T* ext_value = nullptr;  // parameters live outside the tape: value and gradient
+    T* ext_grad = nullptr;
+    std::size_t p[4] = {};  // op-specific sizes
+    T c[2] = {};            // op-specific constants
+  };
+
+  // ---- building the graph ----
+  // A constant input, copied into the arena.
+  var input(std::span<const T> data, std::size_t rows, std::size_t cols) {
+    if (data.size() != rows * cols)
+      throw error("tape input: " + std::to_string(data.size()) + " values do not fill shape " +
+                  detail::shape_string(std::array{rows, cols}));
+    var v = make(rows, cols, {}, nullptr);
+    std::copy(data.begin(), data.end(), value(v).begin());
+    return v;
+  }
+  // A parameter: the tape reads `value` in place and backward() ACCUMULATES into `grad`.
+  var parameter(std::span<T> value, std::span<T> grad, std::size_t rows, std::size_t cols) {
+    if (value.size() != rows * cols || grad.size() != rows * cols)
+      throw error("tape parameter: storage of " + std::to_string(value.size()) + " does not fit " +
+                  detail::shape_string(std::array{rows, cols}));
+    node n;
+    n.rows = rows; n.cols = cols; n.ext_value = value.data(); n.ext_grad = grad.data();
+    nodes_.push_back(n);
+    return var{std::uint32_t(nodes_.size() - 1)};
+  }
+  // Entry i of a parameter store; its gradient goes to the same offsets of `grads`, which is the
+  // store's own gradient buffer or a worker's buffer of the same length.
+  var parameter(basic_parameters<T>& ps, std::size_t i, std::span<T> grads) {
+    const auto& e = ps.at(i);
+    if (grads.size() != ps.count())
+      throw error("tape parameter " + e.name + ": gradient buffer of " + std::to_string(grads.size()) +
+                  " for a store of " + std::to_string(ps.count()));
+    return parameter(ps.value(i), grads.subspan(e.offset, e.size()), e.rows, e.cols);
+  }
+  var parameter(basic_parameters<T>& ps, std::size_t i) { return parameter(ps, i, ps.grads()); }
+  // A new node for an op: output [rows, cols], its inputs, and the function that backpropagates it.
+  var make(std::size_t rows, std::size_t cols, std::initializer_list<var> in, backward_fn back) {
+    node n;
+    n.backward = back; n.rows = rows; n.cols = cols;
+    n.value = values_.size();
+    values_.resize(values_.size() + rows * cols);  // new elements are zero
+    grads_.resize(values_.size());
+    n.inputs = ints_.size(); n.n_inputs = in.size();
+    for (var v : in) ints_.push_back(std::int32_t(v.id));
+    nodes_.push_back(n);
+    return var{std::uint32_t(nodes_.size() - 1)};
+  }
+  // Scratch an op keeps for its backward (a softmax, an RMS scale), attached to node v.
+  std::span<T> save(var v, std::size_t count) {
+    nodes_[v.id].saved = saved_.size();
+    saved_.resize(saved_.size() + count);
+    return saved(nodes_[v.id], count);
+  }
+  // Integers an op keeps (token ids, targets), attached to node v.
+  std::span<const std::int32_t> save_ints(var v, std::span<const std::int32_t> data) {
+    nodes_[v.id].ints = ints_.size();
+    ints_.insert(ints_.end(), data.begin(), data.end());
+    return ints(nodes_[v.id], data.size());
+  }
+
+  // ---- reading it ----
+  const node& at(var v) const { return nodes_[v.id]; }
+  node& at(var v) { return nodes_[v.id]; }
+  std::size_t rows(var v) const { return nodes_[v.id].rows; }
+  std::size_t cols(var v) const { return nodes_[v.id].cols; }
+  std::size_t size(var v) const { return rows(v) * cols(v); }
+  std::span<T> value(var v) { return value(nodes_[v.id]); }
+  std::span<T> grad(var v) { return grad(nodes_[v.id]); }
+  std::span<T> value(const node& n) {
+    return {n.ext_value ? n.ext_value : values_.data() + n.value, n.rows * n.cols};
+  }
+  std::span<T> grad(const node& n) {
+    return {n.ext_grad ? n.ext_grad : grads_.data() + n.value, n.rows * n.cols};
+  }
+  std::span<T> saved(const node& n, std::size_t count) { return {saved_.data() + n.saved, count}; }
+  std::span<const std::int32_t> ints(const node& n, std::size_t count) const {
+    return {ints_.data() + n.ints, count};
+  }
+  var input_of(const node& n, std::size_t k) const { return var{std::uint32_t(ints_[n.inputs + k])}; }
+  std::string shape_of(var v) const { return detail::shape_string(std::array{rows(v), cols(v)}); }
+  std::size_t node_count() const { return nodes_.size(); }
+
+  // ---- running it backwards ----
+  // d(loss)/d(every node); parameter gradients are accumulated into their external storage.
+  void backward(var loss) {
+    if (size(loss) != 1) throw error("backward: loss must be a scalar, got " + shape_of(loss));
+    grad(loss)[0] += T(1);
+    for (std::size_t i = nodes_.size(); i-- > 0;)
+      if (nodes_[i].backward) nodes_[i].backward(*this, nodes_[i]);
+  }
+  // Forget the graph, keep the memory.
+  void reset() { nodes_.clear(); values_.clear(); grads_.clear(); saved_.clear(); ints_.clear(); }
+  // Bytes reserved by the arenas: constant from the second identical step on.
+  std::size_t capacity_bytes() const {
+    return nodes_.capacity() * sizeof(node) + (values_.capacity() + grads_.capacity() + saved_.capacity()) * sizeof(T) +
+           ints_.capacity() * sizeof(std::int32_t);
+  }
+
+  // Throws purevlm::error "op: what (a is [..], b is [..])" unless ok.
+  void require(bool ok, const char* op, const std::string& what, std::initializer_list<var> vs) const {
+    if (ok) return;
+    std::string msg = std::string(op) + ": " + what + " (shapes";
+    for (var v : vs) msg += ' ' + shape_of(v);
+    throw error(msg + ")");
+  }
+
+private:
+  std::vector<node> nodes_;
+  std::vector<T> values_, grads_, saved_;
+  std::vector<std::int32_t> ints_;  // node inputs, token ids, targets
+};
+
+using tape = basic_tape<float>;
+
+// ---------------------------------------------------------------------------------------------
+// Tape ops for the primitives of ops.hpp: check shapes, record, run the forward kernel.
+// Each backward reads its inputs back from the node and calls the matching _backward kernel.
+// ---------------------------------------------------------------------------------------------
+
+// y[N,O] = x[N,I] · w[O,I]ᵀ
+template <std::floating_point T>
+var matmul(basic_tape<T>& t, var x, var w) {
+  t.require(t.cols(x) == t.cols(w), "matmul", "x[N,I] · w[O,I]ᵀ needs equal I", {x, w});
+  const std::size_t N = t.rows(x), I = t.cols(x), O = t.rows(w);
+  var y = t.make(N, O, {x, w}, [](basic_tape<T>& t, const auto& n) {
+    var x = t.input_of(n, 0), w = t.input_of(n, 1);
+    matmul_backward<T>(t.grad(x), t.grad(w), t.grad(n), t.value(x), t.value(w), n.rows, t.cols(x), n.cols);
+  });
+  matmul_forward<T>(t.value(y), t.value(x), t.value(w), N, I, O);
+  return y;
+}
+
+template <std::floating_point T>
+var add(basic_tape<T>& t, var a, var b) {
+  t.require(t.rows(a) == t.rows(b) && t.cols(a) == t.cols(b), "add", "shapes must match", {a, b});
+  var y = t.make(t.rows(a), t.cols(a), {a, b}, [](basic_tape<T>& t, const auto& n) {
+    add_backward<T>(t.grad(t.input_of(n, 0)), t.grad(t.input_of(n, 1)), t.grad(n));
+  });
+  add_forward<T>(t.value(y), t.value(a), t.value(b));
+  return y;
+}
+
+// Hadamard product a ⊙ b
+template <std::floating_point T>
+var mul(basic_tape<T>& t, var a, var b) {
+  t.require(t.rows(a) == t.rows(b) && t.cols(a) == t.cols(b), "mul", "shapes must match", {a, b});
+  var y = t.make(t.rows(a), t.cols(a), {a, b}, [](basic_tape<T>& t, const auto& n) {
+    var a = t.input_of(n, 0), b = t.input_of(n, 1);
+    mul_backward<T>(t.grad(a), t.grad(b), t.grad(n), t.value(a), t.value(b));
+  });
+  mul_forward<T>(t.value(y), t.value(a), t.value(b));
+  return y;
+}
+
+template <std::floating_point T>
+var scale(basic_tape<T>& t, var a, T c) {
+  var y = t.make(t.rows(a), t.cols(a), {a}, [](basic_tape<T>& t, const auto& n) {
+    scale_backward<T>(t.grad(t.input_of(n, 0)), t.grad(n), n.c[0]);
+  });
+  t.at(y).c[0] = c;
+  scale_forward<T>(t.value(y), t.value(a), c);
+  return y;
+}
+
+template <std::floating_point T>
+var relu(basic_tape<T>& t, var a) {
+  var y = t.make(t.rows(a), t.cols(a), {a}, [](basic_tape<T>& t, const auto& n) {
+    relu_backward<T>(t.grad(t.input_of(n, 0)), t.grad(n), t.value(n));
+  });
+  relu_forward<T>(t.value(y), t.value(a));
+  return y;
+}
+
+template <std::floating_point T>
+var clamp(basic_tape<T>& t, var a, T lo, T hi) {
+  var y = t.make(t.rows(a), t.cols(a), {a}, [](basic_tape<T>& t, const auto& n) {
+    var a = t.input_of(n, 0);
+    clamp_backward<T>(t.grad(a), t.grad(n), t.value(a), n.c[0], n.c[1]);
+  });
+  t.at(y).c[0] = lo;
+  t.at(y).c[1] = hi;
+  clamp_forward<T>(t.value(y), t.value(a), lo, hi);
+  return y;
+}
+
+// Σ of all elements, a scalar [1,1]
+template <std::floating_point T>
+var sum(basic_tape<T>& t, var a) {
+  var y = t.make(1, 1, {a}, [](basic_tape<T>& t, const auto& n) {
+    sum_backward<T>(t.grad(t.input_of(n, 0)), t.grad(n));
+  });
+  sum_forward<T>(t.value(y), t.value(a));
+  return y;
+}
+template <std::floating_point T>
+var mean(basic_tape<T>& t, var a) { return scale(t, sum(t, a), T(1) / T(t.size(a))); }
+// a·b over all elements, a scalar
+template <std::floating_point T>
+var dot(basic_tape<T>& t, var a, var b) { return sum(t, mul(t, a, b)); }
+
+// Per-row x / sqrt(mean(x²) + eps)
+template <std::floating_point T>
+var rmsnorm(basic_tape<T>& t, var x, T eps = T(1e-5)) {
+  var y = t.make(t.rows(x), t.cols(x), {x}, [](basic_tape<T>& t, const auto& n) {
+    rmsnorm_backward<T>(t.grad(t.input_of(n, 0)), t.grad(n), t.value(n), t.saved(n, n.rows), n.rows, n.cols);
+  });
+  auto rstd = t.save(y, t.rows(x));
+  rmsnorm_forward<T>(t.value(y), rstd, t.value(x), t.rows(x), t.cols(x), eps);
+  return y;
+}
+
+// Per-row x / (‖x‖ + eps)
+template <std::floating_point T>
+var l2norm(basic_tape<T>& t, var x, T eps = T(1e-8)) {
+  var y = t.make(t.rows(x), t.cols(x), {x}, [](basic_tape<T>& t, const auto& n) {
+    var x = t.input_of(n, 0);
+    l2norm_backward<T>(t.grad(x), t.grad(n), t.value(x), t.saved(n, n.rows), n.rows, n.cols, n.c[0]);
+  });
+  t.at(y).c[0] = eps;
+  auto norm = t.save(y, t.rows(x));
+  l2norm_forward<T>(t.value(y), norm, t.value(x), t.rows(x), t.cols(x), eps);
+  return y;
+}
+
+template <std::floating_point T>
+var softmax(basic_tape<T>& t, var x) {
+  var y = t.make(t.rows(x), t.cols(x), {x}, [](basic_tape<T>& t, const auto& n) {
+    softmax_backward<T>(t.grad(t.input_of(n, 0)), t.grad(n), t.value(n), n.rows, n.cols);
+  });
+  softmax_forward<T>(t.value(y), t.value(x), t.rows(x), t.cols(x));
+  return y;
+}
+
+// Mean cross-entropy of logits[N,V] against targets[N] (each in [0,V)); a scalar.
+template <std::floating_point T>
+var cross_entropy(basic_tape<T>& t, var logits, std::span<const std::int32_t> targets) {
+  const std::size_t N = t.rows(logits), V = t.cols(logits);
+  if (targets.size() != N)
+    throw error("cross_entropy: " + std::to_string(targets.size()) + " targets for logits " + t.shape_of(logits));
+  for (std::size_t i = 0; i < N; ++i)
+    if (targets[i] < 0 || std::size_t(targets[i]) >= V)
+      throw error("cross_entropy: target " + std::to_string(targets[i]) + " at row " + std::to_string(i) +
+                  " is outside the vocabulary of " + std::to_string(V));
+  var y = t.make(1, 1, {logits}, [](basic_tape<T>& t, const auto& n) {
+    var l = t.input_of(n, 0);
+    cross_entropy_backward<T>(t.grad(l), t.grad(n), t.saved(n, t.size(l)), t.ints(n, t.rows(l)), t.rows(l), t.cols(l));
+  });
+  auto probs = t.save(y, N * V);
+  auto tg = t.save_ints(y, targets);
+  cross_entropy_forward<T>(t.value(y), probs, t.value(logits), tg, N, V);
+  return y;
+}
+
+// Rows of table[V,C] picked by ids: [ids.size(), C]
+template <std::floating_point T>
+var embedding(basic_tape<T>& t, var table, std::span<const std::int32_t> ids) {
+  for (std::size_t i = 0; i < ids.size(); ++i)
+    if (ids[i] < 0 || std::size_t(ids[i]) >= t.rows(table))
+      throw error("embedding: id " + std::to_string(ids[i]) + " at position " + std::to_string(i) +
+                  " is outside table " + t.shape_of(table));
+  var y = t.make(ids.size(), t.cols(table), {table}, [](basic_tape<T>& t, const auto& n) {
+    embedding_backward<T>(t.grad(t.input_of(n, 0)), t.grad(n), t.ints(n, n.rows), n.cols);
+  });
+  auto kept = t.save_ints(y, ids);
+  embedding_forward<T>(t.value(y), t.value(table), kept, t.cols(table));
+  return y;
+}
+
+// Columns side by side: [N, Ca] ++ [N, Cb] -> [N, Ca+Cb]
+template <std::floating_point T>
+var concat(basic_tape<T>& t, var a, var b) {
+  t.require(t.rows(a) == t.rows(b), "concat", "row counts must match", {a, b});
+  var y = t.make(t.rows(a), t.cols(a) + t.cols(b), {a, b}, [](basic_tape<T>& t, const auto& n) {
+    var a = t.input_of(n, 0), b = t.input_of(n, 1);
+    concat_backward<T>(t.grad(a), t.grad(n), n.rows, n.cols, t.cols(a), 0);
+    concat_backward<T>(t.grad(b), t.grad(n), n.rows, n.cols, t.cols(b), t.cols(a));
+  });
+  concat_forward<T>(t.value(y), t.value(a), t.rows(a), t.cols(y), t.cols(a), 0);
+  concat_forward<T>(t.value(y), t.value(b), t.rows(a), t.cols(y), t.cols(b), t.cols(a));
+  return y;
+}
+// Rows one under the other: [Na, C] over [Nb, C] -> [Na+Nb, C] (row-major: a flat concat)
+template <std::floating_point T>
+var stack(basic_tape<T>& t, var a, var b) {
+  t.require(t.cols(a) == t.cols(b), "stack", "column counts must match", {a, b});
+  var y = t.make(t.rows(a) + t.rows(b), t.cols(a), {a, b}, [](basic_tape<T>& t, const auto& n) {
+    var a = t.input_of(n, 0), b = t.input_of(n, 1);
+    concat_backward<T>(t.grad(a), t.grad(n), 1, n.rows * n.cols, t.size(a), 0);
+    concat_backward<T>(t.grad(b), t.grad(n), 1, n.rows * n.cols, t.size(b), t.size(a));
+  });
+  concat_forward<T>(t.value(y), t.value(a), 1, t.size(y), t.size(a), 0);
+  concat_forward<T>(t.value(y), t.value(b), 1, t.size(y), t.size(b), t.size(a));
+  return y;
+}
+// Columns [offset, offset+C) of x[N, Cin]
+template <std::floating_point T>
+var slice(basic_tape<T>& t, var x, std::size_t offset, std::size_t C) {
+  if (offset + C > t.cols(x))
+    throw error("slice: columns [" + std::to_string(offset) + "," + std::to_string(offset + C) +
+                ") are outside " + t.shape_of(x));
+  var y = t.make(t.rows(x), C, {x}, [](basic_tape<T>& t, const auto& n) {
+    var x = t.input_of(n, 0);
+    slice_backward<T>(t.grad(x), t.grad(n), n.rows, t.cols(x), n.cols, n.p[0]);
+  });
+  t.at(y).p[0] = offset;
+  slice_forward<T>(t.value(y), t.value(x), t.rows(x), t.cols(x), C, offset);
+  return y;
+}
+// One row [1, C] repeated N times: [N, C]
+template <std::floating_point T>
+var repeat_rows(basic_tape<T>& t, var a, std::size_t N) {
+  if (t.rows(a) != 1) throw error("repeat_rows: expects one row, got " + t.shape_of(a));
+  var y = t.make(N, t.cols(a), {a}, [](basic_tape<T>& t, const auto& n) {
+    repeat_backward<T>(t.grad(t.input_of(n, 0)), t.grad(n), n.rows, n.cols);
+  });
+  repeat_forward<T>(t.value(y), t.value(a), N, t.cols(a));
+  return y;
+}
+
+}  // namespace purevlm

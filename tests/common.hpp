@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: MIT
+// Small helpers shared by the tests.
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <vector>
+
+#include <purevlm/tape.hpp>
+
+#include "gradcheck.hpp"
+
+namespace purevlm::test {
+
+// A fixed random linear read-out Σ r ⊙ y, so every output element gets its own upstream gradient.
+template <std::floating_point T>
+var readout(basic_tape<T>& t, var y, std::uint64_t seed = 99) {
+  rng g(seed);
+  std::vector<T> r(t.size(y));
+  for (T& v : r) v = T(g.normal());
+  return dot(t, y, t.input(r, t.rows(y), t.cols(y)));
+}
+
+// A double-precision store with one [rows, cols] entry per name, Normal(0, 1) values.
+struct shaped {
+  const char* name;
+  std::size_t rows, cols;
+};
+inline basic_parameters<double> store(std::initializer_list<shaped> shapes, std::uint64_t seed = 1) {
+  basic_parameters<double> ps;
+  rng g(seed);
+  for (const auto& s : shapes) ps.add(s.name, s.rows, s.cols, 1.0, g);
+  return ps;
+}
+
+#define PUREVLM_REQUIRE_GRADCHECK(result, tol)                              \
+  do {                                                                      \
+    const auto& r_ = (result);                                              \
+    INFO("worst at " << r_.where << " over " << r_.checked << " checked");  \
+    REQUIRE(r_.checked > 0);                                                \
+    REQUIRE(r_.worst <= (tol));                                             \
+  } while (0)
+
+}  // namespace purevlm::test

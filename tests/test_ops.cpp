@@ -1,0 +1,113 @@
+// Tier 1 (hand-computed values) and tier 2 (finite differences) for every primitive kernel pair.
+#include "common.hpp"
+
+#include <numeric>
+
+using namespace purevlm;
+using purevlm::test::gradcheck;
+using purevlm::test::readout;
+
+using purevlm::test::store;
+namespace {
+using T = double;
+}  // namespace
+
+TEST_CASE("matmul: hand-computed and gradients") {
+  // [1 2; 3 4] · [[1 0],[1 1],[0 2]]ᵀ = [1 3 4; 3 7 8]
+  std::vector<double> x{1, 2, 3, 4}, w{1, 0, 1, 1, 0, 2}, y(6);
+  matmul_forward<T>(y, x, w, 2, 2, 3);
+  CHECK(y == std::vector<double>{1, 3, 4, 3, 7, 8});
+  auto ps = store({{"x", 3, 5}, {"w", 4, 5}});
+  PUREVLM_REQUIRE_GRADCHECK(gradcheck(ps, [](auto& t, auto& ps) {
+    return readout(t, matmul(t, t.parameter(ps, 0), t.parameter(ps, 1)));
+  }), 1e-6);
+}
+
+TEST_CASE("elementwise ops: add, mul, scale, relu, clamp") {
+  std::vector<double> a{1, -2, 3}, b{4, 5, -6}, y(3);
+  mul_forward<T>(y, a, b);
+  CHECK(y == std::vector<double>{4, -10, -18});
+  relu_forward<T>(y, a);
+  CHECK(y == std::vector<double>{1, 0, 3});
+  clamp_forward<T>(y, a, 0.0, 2.0);
+  CHECK(y == std::vector<double>{1, 0, 2});
+  auto ps = store({{"a", 2, 7}, {"b", 2, 7}});
+  PUREVLM_REQUIRE_GRADCHECK(gradcheck(ps, [](auto& t, auto& ps) {
+    var a = t.parameter(ps, 0), b = t.parameter(ps, 1);
+    var y = add(t, mul(t, a, b), scale(t, relu(t, a), 0.5));
+    return readout(t, add(t, y, clamp(t, b, -0.5, 0.5)));
+  }), 1e-6);
+}
+
+TEST_CASE("reductions, softmax and cross-entropy") {
+  std::vector<double> x{0, std::log(3.0)}, p(2);
+  softmax_forward<T>(p, x, 1, 2);
+  CHECK(p[0] == doctest::Approx(0.25));
+  CHECK(p[1] == doctest::Approx(0.75));
+  std::vector<double> loss(1), probs(2);
+  std::vector<std::int32_t> target{1};
+  cross_entropy_forward<T>(loss, probs, x, target, 1, 2);
+  CHECK(loss[0] == doctest::Approx(-std::log(0.75)));
+  auto ps = store({{"logits", 4, 6}});
+  std::vector<std::int32_t> targets{0, 5, 2, 2};
+  PUREVLM_REQUIRE_GRADCHECK(gradcheck(ps, [&](auto& t, auto& ps) {
+    var l = t.parameter(ps, 0);
+    return add(t, cross_entropy(t, l, targets), add(t, readout(t, softmax(t, l)), mean(t, l)));
+  }), 1e-6);
+}
+
+TEST_CASE("rmsnorm and l2norm") {
+  std::vector<double> x{3, 4}, y(2), s(1);
+  l2norm_forward<T>(y, s, x, 1, 2, 0.0);
+  CHECK(y[0] == doctest::Approx(0.6));
+  CHECK(s[0] == doctest::Approx(5));
+  rmsnorm_forward<T>(y, s, x, 1, 2, 0.0);  // rms = sqrt(12.5)
+  CHECK(y[1] == doctest::Approx(4 / std::sqrt(12.5)));
+  auto ps = store({{"x", 3, 8}});
+  PUREVLM_REQUIRE_GRADCHECK(gradcheck(ps, [](auto& t, auto& ps) {
+    var x = t.parameter(ps, 0);
+    return add(t, readout(t, rmsnorm(t, x)), readout(t, l2norm(t, x), 7));
+  }), 1e-6);
+}
+
+TEST_CASE("embedding, concat, stack, slice, repeat_rows") {
+  auto ps = store({{"table", 5, 4}, {"a", 3, 2}, {"row", 1, 4}});
+  std::vector<std::int32_t> ids{4, 0, 4};
+  basic_tape<double> t;
+  var e = embedding(t, t.parameter(ps, 0), ids);
+  CHECK(t.value(e)[0] == ps.value(0)[16]);
+  var c = concat(t, e, t.parameter(ps, 1));
+  CHECK(t.cols(c) == 6);
+  CHECK(t.value(c)[5] == ps.value(1)[1]);
+  var s = slice(t, c, 4, 2);
+  CHECK(t.value(s)[3] == ps.value(1)[3]);
+  PUREVLM_REQUIRE_GRADCHECK(gradcheck(ps, [&](auto& t, auto& ps) {
+    var e = embedding(t, t.parameter(ps, 0), ids);
+    var c = concat(t, e, t.parameter(ps, 1));
+    var st = stack(t, slice(t, c, 1, 4), repeat_rows(t, t.parameter(ps, 2), 2));
+    return readout(t, st);
+  }), 1e-6);
+}
+
+TEST_CASE("bad shapes throw purevlm::error naming both shapes") {
+  basic_tape<float> t;
+  std::vector<float> a(6), b(8);
+  var x = t.input(a, 2, 3), w = t.input(b, 2, 4);
+  try {
+    (void)matmul(t, x, w);
+    FAIL("matmul accepted mismatched shapes");
+  } catch (const purevlm::error& e) {
+    const std::string msg = e.what();
+    CHECK(msg.find("[2,3]") != std::string::npos);
+    CHECK(msg.find("[2,4]") != std::string::npos);
+  }
+  CHECK_THROWS_AS((void)add(t, x, w), purevlm::error);
+  CHECK_THROWS_AS((void)mul(t, x, w), purevlm::error);
+  CHECK_THROWS_AS((void)concat(t, x, t.input(b, 4, 2)), purevlm::error);
+  CHECK_THROWS_AS((void)slice(t, x, 2, 2), purevlm::error);
+  CHECK_THROWS_AS((void)t.input(a, 4, 4), purevlm::error);
+  std::vector<std::int32_t> bad{7};
+  CHECK_THROWS_AS((void)embedding(t, w, std::span<const std::int32_t>(bad)), purevlm::error);
+  CHECK_THROWS_AS((void)cross_entropy(t, x, std::span<const std::int32_t>(bad)), purevlm::error);
+  CHECK_THROWS_AS(t.backward(x), purevlm::error);
+}
