@@ -68,6 +68,9 @@ public:
   var parameter(basic_parameters<T>& ps, std::size_t i) { return parameter(ps, i, ps.grads()); }
   // A new node for an op: output [rows, cols], its inputs, and the function that backpropagates it.
   var make(std::size_t rows, std::size_t cols, std::initializer_list<var> in, backward_fn back) {
+    return make(rows, cols, std::span<const var>(in.begin(), in.size()), back);
+  }
+  var make(std::size_t rows, std::size_t cols, std::span<const var> in, backward_fn back) {
     node n;
     n.backward = back; n.rows = rows; n.cols = cols;
     n.value = values_.size();
