@@ -342,6 +342,31 @@ var slice(basic_tape<T>& t, var x, std::size_t offset, std::size_t C) {
   slice_forward<T>(t.value(y), t.value(x), t.rows(x), t.cols(x), C, offset);
   return y;
 }
+// Rows [first, first+count) of x[N, C]
+template <std::floating_point T>
+var rows(basic_tape<T>& t, var x, std::size_t first, std::size_t count) {
+  if (first + count > t.rows(x))
+    throw error("rows: rows [" + std::to_string(first) + "," + std::to_string(first + count) +
+                ") are outside " + t.shape_of(x));
+  var y = t.make(count, t.cols(x), {x}, [](basic_tape<T>& t, const auto& n) {
+    var x = t.input_of(n, 0);
+    slice_backward<T>(t.grad(x), t.grad(n), 1, t.size(x), n.rows * n.cols, n.p[0]);
+  });
+  t.at(y).p[0] = first * t.cols(x);
+  slice_forward<T>(t.value(y), t.value(x), 1, t.size(x), t.size(y), first * t.cols(x));
+  return y;
+}
+// The same values as [rows, cols] (row-major, so nothing moves)
+template <std::floating_point T>
+var reshape(basic_tape<T>& t, var x, std::size_t rows, std::size_t cols) {
+  if (rows * cols != t.size(x))
+    throw error("reshape: " + t.shape_of(x) + " cannot become " + detail::shape_string(std::array{rows, cols}));
+  var y = t.make(rows, cols, {x}, [](basic_tape<T>& t, const auto& n) {
+    scale_backward<T>(t.grad(t.input_of(n, 0)), t.grad(n), T(1));
+  });
+  std::ranges::copy(t.value(x), t.value(y).begin());
+  return y;
+}
 // One row [1, C] repeated N times: [N, C]
 template <std::floating_point T>
 var repeat_rows(basic_tape<T>& t, var a, std::size_t N) {

@@ -1,0 +1,235 @@
+// SPDX-License-Identifier: MIT
+// gpt.hpp: the language half. Token and position embeddings, an RMSNorm on entry, n_layer blocks
+// (pre-norm attention, residual, pre-norm ReLU MLP, residual), an LM head with no final norm, as
+// in SPEC.md. The forward can start from any embeddings (the VLM passes vision positions), and
+// decoding runs on a KV cache: greedy, temperature/top-k sampling, or constrained to a word list.
+// Not here: dropout, biases, weight tying, learned norm gains. Letters: T positions, C n_embd, V vocab.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "attention.hpp"
+
+namespace purevlm {
+
+enum class score_kind { dot, tensor };
+
+// SPEC.md's seed sizes are the defaults.
+struct gpt_config {
+  std::size_t vocab = 17, block_size = 36, n_layer = 1, n_embd = 32, n_head = 4, mlp_hidden = 128;
+  score_kind score = score_kind::tensor;
+  std::size_t tensor_factors = 2;  // m: the tensor score multiplies m partial dot products (degree 2m)
+
+  std::size_t head_dim() const { return n_embd / n_head; }
+  attention_score attention() const {
+    return score == score_kind::dot ? attention_score::dot(head_dim()) : attention_score::tensor(head_dim(), tensor_factors);
+  }
+  void validate() const {
+    auto fail = [](const std::string& m) { throw error("gpt_config." + m); };
+    if (vocab < 2) fail("vocab must be at least 2");
+    if (block_size == 0) fail("block_size must be at least 1");
+    if (n_layer == 0) fail("n_layer must be at least 1");
+    if (n_head == 0 || n_embd % n_head != 0)
+      fail("n_embd (" + std::to_string(n_embd) + ") must split into n_head (" + std::to_string(n_head) + ") heads");
+    if (mlp_hidden == 0) fail("mlp_hidden must be at least 1");
+    if (score == score_kind::tensor && (tensor_factors == 0 || head_dim() % tensor_factors != 0))
+      fail("tensor_factors (" + std::to_string(tensor_factors) + ") must divide head_dim (" +
+           std::to_string(head_dim()) + ")");
+  }
+  std::size_t parameter_count() const {
+    const std::size_t C = n_embd;
+    return 2 * vocab * C + block_size * C + n_layer * (4 * C * C + 2 * mlp_hidden * C);
+  }
+};
+
+// ---- decoding ----
+
+// Words as token sequences, in a prefix trie: which tokens may follow a prefix, and where words end.
+class word_trie {
+public:
+  void insert(std::span<const std::int32_t> word) {
+    std::size_t n = 0;
+    for (std::int32_t tok : word) {
+      std::size_t next = child(n, tok);
+      if (next == none) {
+        nodes_.push_back({});
+        next = nodes_.size() - 1;
+        nodes_[n].children.push_back({tok, next});
+      }
+      n = next;
+    }
+    nodes_[n].terminal = true;
+  }
+  // The node reached by the prefix, or none.
+  std::size_t walk(std::span<const std::int32_t> prefix) const {
+    std::size_t n = 0;
+    for (std::int32_t tok : prefix)
+      if ((n = child(n, tok)) == none) return none;
+    return n;
+  }
+  bool allows(std::span<const std::int32_t> prefix, std::int32_t tok) const {
+    const std::size_t n = walk(prefix);
+    return n != none && child(n, tok) != none;
+  }
+  bool is_word(std::span<const std::int32_t> prefix) const {
+    const std::size_t n = walk(prefix);
+    return n != none && nodes_[n].terminal;
+  }
+  static constexpr std::size_t none = std::size_t(-1);
+
+private:
+  struct node {
+    std::vector<std::pair<std::int32_t, std::size_t>> children;
+    bool terminal = false;
+  };
+  std::size_t child(std::size_t n, std::int32_t tok) const {
+    for (auto [t, c] : nodes_[n].children) if (t == tok) return c;
+    return none;
+  }
+  std::vector<node> nodes_{node{}};
+};
+
+// How to choose each next token. temperature 0 is greedy (argmax); top_k 0 keeps every token.
+// With a trie, only tokens that continue a listed word may be chosen, and the end token only
+// once the text so far is a whole word — constrained decoding, reported apart from free decoding.
+struct decoding {
+  double temperature = 0.0;
+  std::size_t top_k = 0;
+  const word_trie* words = nullptr;
+};
+
+namespace detail {
+// Chooses the next token from logits[V] given the text generated so far.
+template <std::floating_point T>
+std::int32_t pick_token(std::span<const T> logits, std::span<const std::int32_t> so_far, std::int32_t end_token,
+                        const decoding& how, rng* g) {
+  const std::size_t V = logits.size();
+  auto allowed = [&](std::size_t v) {
+    if (!how.words) return true;
+    return std::int32_t(v) == end_token ? how.words->is_word(so_far) : how.words->allows(so_far, std::int32_t(v));
+  };
+  std::int32_t best = -1;
+  for (std::size_t v = 0; v < V; ++v)
+    if (allowed(v) && (best < 0 || logits[v] > logits[std::size_t(best)])) best = std::int32_t(v);
+  if (best < 0) return end_token;  // nothing allowed: stop
+  if (how.temperature <= 0.0 || !g) return best;
+  // sample from softmax(logits / temperature) over the top_k allowed tokens
+  std::vector<std::pair<double, std::int32_t>> cand;
+  for (std::size_t v = 0; v < V; ++v) if (allowed(v)) cand.push_back({double(logits[v]), std::int32_t(v)});
+  std::sort(cand.begin(), cand.end(), [](auto a, auto b) { return a.first > b.first; });
+  if (how.top_k > 0 && cand.size() > how.top_k) cand.resize(how.top_k);
+  double total = 0;
+  for (auto& c : cand) total += (c.first = std::exp((c.first - cand[0].first) / how.temperature));
+  double r = g->uniform() * total;
+  for (auto& c : cand) if ((r -= c.first) <= 0) return c.second;
+  return cand.back().second;
+}
+}  // namespace detail
+
+template <std::floating_point T>
+class basic_gpt {
+public:
+  // Registers wte, wpe, L<i>.{wq,wk,wv,wo,mlp_fc1,mlp_fc2}, lm_head; Normal(0, 0.08) as in SPEC.md.
+  basic_gpt(const gpt_config& cfg, basic_parameters<T>& ps, rng& g) : cfg_(cfg) {
+    cfg_.validate();
+    const std::size_t C = cfg_.n_embd, V = cfg_.vocab;
+    const T std = T(0.08);
+    wte_ = ps.add("wte", V, C, std, g);
+    wpe_ = ps.add("wpe", cfg_.block_size, C, std, g);
+    for (std::size_t l = 0; l < cfg_.n_layer; ++l) {
+      std::string p = "L";  // built by appending: g++ 12 warns falsely on "L" + std::string (-Wrestrict)
+      p += std::to_string(l);
+      p += '.';
+      layer_index w;
+      w.wq = ps.add(p + "wq", C, C, std, g);
+      w.wk = ps.add(p + "wk", C, C, std, g);
+      w.wv = ps.add(p + "wv", C, C, std, g);
+      w.wo = ps.add(p + "wo", C, C, std, g);
+      w.fc1 = ps.add(p + "mlp_fc1", cfg_.mlp_hidden, C, std, g);
+      w.fc2 = ps.add(p + "mlp_fc2", C, cfg_.mlp_hidden, std, g);
+      layers_.push_back(w);
+    }
+    lm_head_ = ps.add("lm_head", V, C, std, g);
+  }
+
+  // x[T, C] + wpe[first .. first+T)
+  var add_positions(basic_tape<T>& t, basic_parameters<T>& ps, std::span<T> grads, var x, std::size_t first) const {
+    if (first + t.rows(x) > cfg_.block_size)
+      throw error("gpt: positions " + std::to_string(first) + ".." + std::to_string(first + t.rows(x)) +
+                  " exceed block_size " + std::to_string(cfg_.block_size));
+    return add(t, x, rows(t, t.parameter(ps, wpe_, grads), first, t.rows(x)));
+  }
+  // wte[tokens] + wpe[first ..]
+  var embed(basic_tape<T>& t, basic_parameters<T>& ps, std::span<T> grads, std::span<const std::int32_t> tokens,
+            std::size_t first) const {
+    return add_positions(t, ps, grads, embedding(t, t.parameter(ps, wte_, grads), tokens), first);
+  }
+
+  // Logits [T, V] for embedded positions x[T, C]. With a cache, x holds the positions after the
+  // cached ones, and their keys and values are appended (inference only: no gradient reaches them).
+  var forward(basic_tape<T>& t, basic_parameters<T>& ps, std::span<T> grads, var x,
+              basic_kv_cache<T>* cache = nullptr) const {
+    t.require(t.cols(x) == cfg_.n_embd, "gpt", "input embeddings must have n_embd columns", {x});
+    auto p = [&](std::size_t i) { return t.parameter(ps, i, grads); };
+    if (cache && cache->k.size() != layers_.size()) { cache->k.resize(layers_.size()); cache->v.resize(layers_.size()); }
+    x = rmsnorm(t, x);  // every position normalised once on entry
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+      const layer_index& w = layers_[l];
+      var xn = rmsnorm(t, x);
+      var q = matmul(t, xn, p(w.wq)), k = matmul(t, xn, p(w.wk)), v = matmul(t, xn, p(w.wv));
+      if (cache) {
+        k = cached(t, cache->k[l], k);
+        v = cached(t, cache->v[l], v);
+      }
+      x = add(t, x, matmul(t, attention(t, q, k, v, cfg_.n_head, cfg_.attention()), p(w.wo)));
+      var hn = rmsnorm(t, x);
+      x = add(t, x, matmul(t, relu(t, matmul(t, hn, p(w.fc1))), p(w.fc2)));
+    }
+    if (cache) cache->positions += t.rows(x);
+    return matmul(t, x, p(lm_head_));
+  }
+
+  // Continues the embedded prefix[T0, C] token by token on a KV cache until `end` or `stop_also`
+  // is chosen, max_new tokens are out, or the block is full. Returns the tokens, without the stop.
+  std::vector<std::int32_t> generate(basic_tape<T>& t, basic_parameters<T>& ps, var prefix, std::size_t max_new,
+                                     std::int32_t end, std::int32_t stop_also, const decoding& how,
+                                     rng* g = nullptr) const {
+    basic_kv_cache<T> cache;
+    std::vector<std::int32_t> out;
+    std::size_t pos = t.rows(prefix);
+    var logits = forward(t, ps, ps.grads(), prefix, &cache);
+    while (out.size() < max_new) {
+      const std::size_t V = cfg_.vocab;
+      const std::int32_t tok = detail::pick_token<T>(t.value(logits).subspan((t.rows(logits) - 1) * V, V), out, end, how, g);
+      if (tok == end || tok == stop_also) break;
+      out.push_back(tok);
+      if (pos >= cfg_.block_size) break;
+      t.reset();
+      logits = forward(t, ps, ps.grads(), embed(t, ps, ps.grads(), std::span(&tok, 1), pos++), &cache);
+    }
+    return out;
+  }
+
+  const gpt_config& config() const { return cfg_; }
+
+private:
+  struct layer_index {
+    std::size_t wq, wk, wv, wo, fc1, fc2;
+  };
+  // Appends the new rows to the cache and returns all cached rows as a tape constant.
+  static var cached(basic_tape<T>& t, std::vector<T>& store, var fresh) {
+    auto v = t.value(fresh);
+    store.insert(store.end(), v.begin(), v.end());
+    return t.input(store, store.size() / t.cols(fresh), t.cols(fresh));
+  }
+
+  gpt_config cfg_;
+  std::size_t wte_ = 0, wpe_ = 0, lm_head_ = 0;
+  std::vector<layer_index> layers_;
+};
+
+
+}  // namespace purevlm
