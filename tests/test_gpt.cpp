@@ -1,0 +1,142 @@
+// Tensor attention and the GPT: gradients, causality, the KV cache, parameter counts, decoding.
+#include "common.hpp"
+
+#include <purevlm/vlm.hpp>
+
+using namespace purevlm;
+using purevlm::test::gradcheck;
+using purevlm::test::readout;
+using purevlm::test::store;
+
+TEST_CASE("attention kernels pass the gradient check: dot, tensor (m=2) and m=4, full and cached rows") {
+  const std::size_t C = 16, H = 2, D = 8;
+  for (attention_score score : {attention_score::dot(D), attention_score::tensor(D), attention_score::tensor(D, 4)}) {
+    for (std::size_t Tq : {5, 2}) {
+      auto ps = store({{"q", Tq, C}, {"k", 5, C}, {"v", 5, C}}, 11 + Tq);
+      CAPTURE(score.factors);
+      CAPTURE(Tq);
+      PUREVLM_REQUIRE_GRADCHECK(gradcheck(ps, [&](auto& t, auto& ps) {
+        return readout(t, attention(t, t.parameter(ps, 0), t.parameter(ps, 1), t.parameter(ps, 2), H, score));
+      }), 1e-6);
+    }
+  }
+}
+
+TEST_CASE("tensor score: hand-computed for one head") {
+  // q = [1 2 | 3 4], keys k0 = [1 0 | 0 1], k1 = [0 1 | 1 0]; D = 4, m = 2, scale 1/4
+  // query 1 scores: k0: (1)(4)/4 = 1, k1: (2)(3)/4 = 1.5 → softmax [1/(1+e^.5), e^.5/(1+e^.5)]
+  std::vector<double> q{9, 9, 9, 9, 1, 2, 3, 4}, k{1, 0, 0, 1, 0, 1, 1, 0}, v{1, 0, 0, 0, 0, 1, 0, 0};
+  std::vector<double> out(8), att(4), part(8);
+  attention_forward<double>(out, att, part, q, k, v, 2, 2, 4, 1, attention_score::tensor(4));
+  const double w1 = std::exp(0.5) / (1 + std::exp(0.5));
+  CHECK(att[1] == 0.0);  // query 0 cannot see key 1
+  CHECK(att[3] == doctest::Approx(w1));
+  CHECK(out[4] == doctest::Approx(1 - w1));
+  CHECK(out[5] == doctest::Approx(w1));
+  CHECK(part[4 + 3] == doctest::Approx(3));  // factor 2 of (query 1, key 1): q2·k1_2 = 3·1 + 4·0
+}
+
+namespace {
+gpt_config seed_gpt() { return gpt_config{}; }
+std::vector<std::int32_t> tokens(std::size_t n, std::uint64_t seed) {
+  rng g(seed);
+  std::vector<std::int32_t> t(n);
+  for (auto& x : t) x = std::int32_t(g.below(17));
+  return t;
+}
+}  // namespace
+
+TEST_CASE("a whole 1-layer GPT at the seed sizes passes the gradient check, both scores") {
+  for (score_kind s : {score_kind::tensor, score_kind::dot}) {
+    basic_parameters<double> ps;
+    rng g(5);
+    gpt_config cfg = seed_gpt();
+    cfg.score = s;
+    basic_gpt<double> gpt(cfg, ps, g);
+    auto in = tokens(36, 6), target = tokens(36, 7);
+    PUREVLM_REQUIRE_GRADCHECK(gradcheck(ps, [&](auto& t, auto& ps) {
+      var x = gpt.embed(t, ps, ps.grads(), in, 0);
+      return cross_entropy(t, gpt.forward(t, ps, ps.grads(), x), target);
+    }, 50), 1e-6);
+  }
+}
+
+TEST_CASE("parameter counts at the seed sizes: GPT 14,528 + vision 1,792 + tokenizer 15,920 = 32,240") {
+  CHECK(seed_gpt().parameter_count() == 14528);
+  vlm model(vlm_config::seed(), vocabulary(mnist_class_names()));
+  CHECK(model.parameter_count() == 32240);
+  CHECK(model.parameters().find("vis_proj_l")->size() + model.parameters().find("vis_proj_r")->size() == 1792);
+}
+
+TEST_CASE("causality: changing a later token changes no earlier logit") {
+  basic_parameters<float> ps;
+  rng g(8);
+  basic_gpt<float> gpt(seed_gpt(), ps, g);
+  auto a = tokens(36, 9), b = a;
+  b[20] = (b[20] + 1) % 17;
+  auto logits = [&](const std::vector<std::int32_t>& in) {
+    basic_tape<float> t;
+    auto v = t.value(gpt.forward(t, ps, ps.grads(), gpt.embed(t, ps, ps.grads(), in, 0)));
+    return std::vector<float>(v.begin(), v.end());
+  };
+  auto la = logits(a), lb = logits(b);
+  for (std::size_t i = 0; i < 20 * 17; ++i) REQUIRE(la[i] == lb[i]);
+  bool later_changed = false;
+  for (std::size_t i = 20 * 17; i < la.size(); ++i) later_changed |= la[i] != lb[i];
+  CHECK(later_changed);
+}
+
+TEST_CASE("KV-cached decoding gives the logits of the full recomputation, to 1e-6 in float") {
+  for (score_kind s : {score_kind::tensor, score_kind::dot}) {
+    basic_parameters<float> ps;
+    rng g(10);
+    gpt_config cfg = seed_gpt();
+    cfg.score = s;
+    cfg.n_layer = 2;
+    basic_gpt<float> gpt(cfg, ps, g);
+    auto in = tokens(36, 11);
+    basic_tape<float> full;
+    auto all = full.value(gpt.forward(full, ps, ps.grads(), gpt.embed(full, ps, ps.grads(), in, 0)));
+    basic_kv_cache<float> cache;
+    basic_tape<float> t;
+    // a prefix of 29 positions at once, then one position at a time
+    auto first = t.value(gpt.forward(t, ps, ps.grads(), gpt.embed(t, ps, ps.grads(), std::span(in).first(29), 0), &cache));
+    float worst = 0;
+    for (std::size_t i = 0; i < 29 * 17; ++i) worst = std::max(worst, std::abs(first[i] - all[i]));
+    for (std::size_t p = 29; p < 36; ++p) {
+      t.reset();
+      auto step = t.value(gpt.forward(t, ps, ps.grads(), gpt.embed(t, ps, ps.grads(), std::span(in).subspan(p, 1), p), &cache));
+      for (std::size_t v = 0; v < 17; ++v) worst = std::max(worst, std::abs(step[v] - all[p * 17 + v]));
+    }
+    CHECK(cache.positions == 36);
+    CHECK(worst <= 1e-6f);
+  }
+}
+
+TEST_CASE("word trie and constrained decoding: an untrained model can only emit listed words") {
+  vocabulary vocab(mnist_class_names());
+  vlm model(vlm_config::seed(), vocab, 123);
+  word_trie words = model.class_trie();
+  auto five = vocab.encode("five");
+  std::span<const std::int32_t> letters(five.data() + 1, 4);
+  CHECK(words.is_word(letters));
+  CHECK_FALSE(words.is_word(letters.first(2)));
+  CHECK(words.allows(letters.first(2), five[3]));
+  CHECK_FALSE(words.allows(letters.first(2), vocab.encode("z")[1]));
+
+  std::vector<float> image(196);
+  rng g(1);
+  int free_invalid = 0;
+  for (int i = 0; i < 20; ++i) {
+    for (float& v : image) v = float(g.uniform());
+    const std::string constrained = model.generate(image, decoding{.words = &words});
+    CAPTURE(constrained);
+    CHECK(vocab.class_of(constrained) >= 0);
+    free_invalid += vocab.class_of(model.generate(image)) < 0;
+  }
+  MESSAGE("untrained free decoding produced " << free_invalid << "/20 non-words");
+  // sampling with temperature and top-k stays inside the vocabulary and the block
+  rng s(2);
+  const std::string sampled = model.generate(image, decoding{.temperature = 1.0, .top_k = 5});
+  CHECK(sampled.size() <= 8);
+}
