@@ -46,6 +46,8 @@ public:
   // State for checkpoints: both moments and the step count.
   std::span<T> first_moment() { return m_; }
   std::span<T> second_moment() { return v_; }
+  std::span<const T> first_moment() const { return m_; }
+  std::span<const T> second_moment() const { return v_; }
   void set_steps(std::int64_t t) { t_ = t; }
 
 private:

@@ -1,0 +1,375 @@
+// SPDX-License-Identifier: MIT
+// mnist_vlm: show the model an MNIST digit and it writes the word.
+//   mnist_vlm train   train a preset on MNIST (or Fashion-MNIST), save it, evaluate on the test set
+//   mnist_vlm eval    evaluate a saved model on the whole test set
+//   mnist_vlm say     read PGM pictures and write what they show
+// All errors end the program with a message and a non-zero exit; the library only throws.
+#include <purevlm/vlm.hpp>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <sstream>
+
+using namespace purevlm;
+namespace fs = std::filesystem;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+const char* const fetch_hint = "cmake -P cmake/fetch_mnist.cmake   (downloads MNIST into ./data/mnist, checking SHA-256)";
+
+struct usage_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// ---- command line ----
+struct options {
+  std::string command, data, dataset = "mnist", preset = "default", save, resume, load;
+  std::optional<std::int64_t> steps, epochs;
+  std::optional<std::size_t> batch;
+  std::size_t threads = 1, limit = 0;
+  std::uint64_t seed = 42;
+  bool json = false, constrained = false, help = false;
+  std::vector<std::string> images;
+};
+
+const std::map<std::string, std::string> help_text = {
+    {"train",
+     "usage: mnist_vlm train [--data DIR] [--dataset mnist|fashion] [--preset seed|default]\n"
+     "                       [--steps N | --epochs E] [--batch B] [--threads T] [--seed S]\n"
+     "                       [--save FILE] [--resume FILE] [--json]\n"
+     "Trains the preset, saves it (default: purevlm-<preset>.ckpt), then evaluates it on the whole test set.\n"},
+    {"eval",
+     "usage: mnist_vlm eval --load FILE [--data DIR] [--limit N] [--constrained] [--json]\n"
+     "Evaluates a saved model on the test set: accuracy with a 95% interval, per class, confusion matrix.\n"},
+    {"say", "usage: mnist_vlm say --load FILE IMAGE.pgm...\nWrites the word each picture shows (PGM P2/P5, any size).\n"},
+};
+
+std::string general_help() {
+  std::string s = "mnist_vlm: a vision-language model that writes the name of the digit it sees.\n"
+                  "commands: train, eval, say   (mnist_vlm COMMAND --help for each)\n";
+  return s;
+}
+
+template <class V>
+V parse_number(const std::string& flag, const std::string& text) {
+  std::istringstream in(text);
+  long long v;
+  if (!(in >> v) || !in.eof() || v < 0) throw usage_error(flag + " takes a non-negative whole number, got '" + text + "'");
+  return V(v);
+}
+
+options parse(int argc, char** argv) {
+  options o;
+  if (argc < 2) throw usage_error("no command given\n" + general_help());
+  o.command = argv[1];
+  if (o.command == "--help" || o.command == "-h") { o.help = true; return o; }
+  if (!help_text.count(o.command)) throw usage_error("unknown command '" + o.command + "'\n" + general_help());
+  for (int i = 2; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw usage_error(a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "--help" || a == "-h") o.help = true;
+    else if (a == "--json") o.json = true;
+    else if (a == "--constrained" && o.command == "eval") o.constrained = true;
+    else if (a == "--data" && o.command != "say") o.data = value();
+    else if (a == "--load" && o.command != "train") o.load = value();
+    else if (o.command == "train" && a == "--dataset") o.dataset = value();
+    else if (o.command == "train" && a == "--preset") o.preset = value();
+    else if (o.command == "train" && a == "--steps") o.steps = parse_number<std::int64_t>(a, value());
+    else if (o.command == "train" && a == "--epochs") o.epochs = parse_number<std::int64_t>(a, value());
+    else if (o.command == "train" && a == "--batch") o.batch = parse_number<std::size_t>(a, value());
+    else if (o.command == "train" && a == "--threads") o.threads = parse_number<std::size_t>(a, value());
+    else if (o.command == "train" && a == "--seed") o.seed = parse_number<std::uint64_t>(a, value());
+    else if (o.command == "train" && a == "--save") o.save = value();
+    else if (o.command == "train" && a == "--resume") o.resume = value();
+    else if (o.command == "eval" && a == "--limit") o.limit = parse_number<std::size_t>(a, value());
+    else if (o.command == "say" && !a.starts_with("-")) o.images.push_back(a);
+    else throw usage_error("unknown option '" + a + "' for " + o.command + "\n" + help_text.at(o.command));
+  }
+  if (o.help) return o;
+  if (o.steps && o.epochs) throw usage_error("give --steps or --epochs, not both");
+  if (o.threads == 0) throw usage_error("--threads must be at least 1");
+  if (o.batch && *o.batch == 0) throw usage_error("--batch must be at least 1");
+  if (o.dataset != "mnist" && o.dataset != "fashion") throw usage_error("--dataset is mnist or fashion, got '" + o.dataset + "'");
+  if (o.command != "train" && o.load.empty()) throw usage_error(o.command + " needs --load FILE\n" + help_text.at(o.command));
+  if (o.command == "say" && o.images.empty()) throw usage_error("say needs at least one IMAGE.pgm\n" + help_text.at("say"));
+  return o;
+}
+
+// ---- data ----
+std::vector<std::string> class_names_for(const std::string& dataset) {
+  return dataset == "fashion" ? fashion_mnist_class_names() : mnist_class_names();
+}
+
+// --data, then $PUREVLM_DATA, then ./data/mnist (Fashion-MNIST: Debian's package directory).
+std::string find_data(const options& o, const std::string& dataset) {
+  std::vector<std::string> tried;
+  if (!o.data.empty()) tried.push_back(o.data);
+  else {
+    if (const char* env = std::getenv("PUREVLM_DATA")) tried.push_back(env);
+    tried.push_back(dataset == "fashion" ? "/usr/share/datasets/fashion-mnist" : "data/mnist");
+  }
+  for (const auto& d : tried) {
+    if (fs::exists(d + "/t10k-labels-idx1-ubyte.gz") || fs::exists(d + "/t10k-labels-idx1-ubyte")) return d;
+  }
+  std::string msg = "no " + dataset + " data found; looked in:";
+  for (const auto& d : tried) msg += "\n  " + d;
+  msg += dataset == "fashion" ? "\nHINT: apt-get install dataset-fashion-mnist, or pass --data DIR"
+                              : std::string("\nHINT: fetch it with\n  ") + fetch_hint + "\nor pass --data DIR";
+  throw error(msg);
+}
+
+// ---- evaluation ----
+std::string ascii_art(std::span<const std::uint8_t> img) {
+  static const char ramp[] = " .:-=+*#%@";
+  std::string s;
+  for (std::size_t r = 0; r < 28; r += 2) {  // two image rows per text row: characters are tall
+    s += "    ";
+    for (std::size_t c = 0; c < 28; ++c) s += ramp[(img[r * 28 + c] + img[(r + 1) * 28 + c]) * 9 / 510];
+    s += '\n';
+  }
+  return s;
+}
+
+struct report {
+  std::size_t n = 0, correct = 0, invalid = 0, constrained_correct = 0;
+  double micros_per_image = 0;
+};
+
+report evaluate(vlm& model, const labeled_images& test, std::size_t limit, bool constrained, bool quiet) {
+  const auto& names = model.vocab().class_names();
+  const std::size_t K = names.size(), n = limit ? std::min(limit, test.size()) : test.size();
+  std::vector<std::vector<std::size_t>> confusion(K, std::vector<std::size_t>(K + 1, 0));  // last column: not a name
+  std::vector<std::string> said(n);
+  std::vector<float> x(model.config().tokenizer.pixels);
+  tape t;
+  report r;
+  r.n = n;
+  const auto start = clock_type::now();
+  for (std::size_t i = 0; i < n; ++i) {
+    prepare<float>(x, test.images.image(i), test.images.rows, test.images.cols);
+    said[i] = model.generate(t, x);
+    const int k = model.vocab().class_of(said[i]);
+    confusion[test.labels[i]][k < 0 ? K : std::size_t(k)]++;
+    r.correct += said[i] == names[test.labels[i]];
+    r.invalid += k < 0;
+  }
+  r.micros_per_image = std::chrono::duration<double, std::micro>(clock_type::now() - start).count() / double(n);
+  if (constrained) {
+    const word_trie words = model.class_trie();
+    for (std::size_t i = 0; i < n; ++i) {
+      prepare<float>(x, test.images.image(i), test.images.rows, test.images.cols);
+      r.constrained_correct += model.generate(t, x, decoding{.words = &words}) == names[test.labels[i]];
+    }
+  }
+  if (quiet) return r;
+
+  // a few examples: the first few, and the first few mistakes
+  std::printf("\nexamples:\n");
+  std::size_t shown = 0, wrong_shown = 0;
+  for (std::size_t i = 0; i < n && (shown < 3 || wrong_shown < 2); ++i) {
+    const bool ok = said[i] == names[test.labels[i]];
+    if (ok ? shown >= 3 : wrong_shown >= 2) continue;
+    (ok ? shown : wrong_shown)++;
+    std::printf("%s  [%u] true: %s | generated: %s  %s\n\n", ascii_art(test.images.image(i)).c_str(), test.labels[i],
+                names[test.labels[i]].c_str(), said[i].c_str(), ok ? "✓" : "✗");
+  }
+  const double p = double(r.correct) / double(n), z = 1.96;
+  // Wilson score interval: honest near 100% and for small n
+  const double centre = (p + z * z / (2 * n)) / (1 + z * z / n),
+               half = z * std::sqrt(p * (1 - p) / n + z * z / (4.0 * n * n)) / (1 + z * z / n);
+  std::printf("test images: %zu\nexact-word accuracy: %.2f%%  (95%% interval %.2f–%.2f%%)\n", n, 100 * p,
+              100 * (centre - half), 100 * (centre + half));
+  std::printf("generated strings that are not a class name: %zu\n", r.invalid);
+  if (constrained) std::printf("constrained decoding (to the class names) accuracy: %.2f%%\n", 100.0 * double(r.constrained_correct) / double(n));
+  std::printf("inference: %.1f µs per image (1 thread)\n\nper class:\n", r.micros_per_image);
+  for (std::size_t k = 0; k < K; ++k) {
+    std::size_t total = 0;
+    for (auto c : confusion[k]) total += c;
+    std::printf("  %-12s %6.2f%%  (%zu images)\n", names[k].c_str(), total ? 100.0 * double(confusion[k][k]) / double(total) : 0.0, total);
+  }
+  std::printf("\nconfusion (rows: true class, columns: generated word, '?': not a class name):\n%14s", "");
+  for (std::size_t k = 0; k < K; ++k) std::printf("%6.5s", names[k].c_str());
+  std::printf("%6s\n", "?");
+  for (std::size_t k = 0; k < K; ++k) {
+    std::printf("  %-12.12s", names[k].c_str());
+    for (auto c : confusion[k]) std::printf("%6zu", c);
+    std::printf("\n");
+  }
+  return r;
+}
+
+// ---- progress ----
+class progress {
+public:
+  progress(std::int64_t total, std::size_t batch) : total_(total), batch_(batch), tty_(isatty(STDERR_FILENO)) {}
+  void update(std::int64_t step, double loss) {
+    smooth_ = step == 1 || smooth_ < 0 ? loss : 0.98 * smooth_ + 0.02 * loss;
+    const auto now = clock_type::now();
+    const double secs = std::chrono::duration<double>(now - start_).count();
+    const double rate = double(step - first_) * double(batch_) / std::max(secs, 1e-9);
+    const double eta = double(total_ - step) * double(batch_) / std::max(rate, 1e-9);
+    if (tty_) {
+      if (std::chrono::duration<double>(now - last_).count() < 0.1 && step != total_) return;
+      last_ = now;
+      const int width = 30, filled = int(double(width) * double(step) / double(total_));
+      std::fprintf(stderr, "\r[%s%s] %lld/%lld loss %.4f  %.0f samples/s  ETA %.0fs   ", std::string(filled, '#').c_str(),
+                   std::string(width - filled, '.').c_str(), (long long)step, (long long)total_, smooth_, rate, eta);
+      if (step == total_) std::fprintf(stderr, "\n");
+    } else if (step == total_ || step % std::max<std::int64_t>(1, total_ / 10) == 0) {
+      std::fprintf(stderr, "step %lld/%lld  loss %.4f  %.0f samples/s  ETA %.0fs\n", (long long)step, (long long)total_,
+                   smooth_, rate, eta);
+    }
+  }
+  void start_at(std::int64_t step) { first_ = step; }
+
+private:
+  std::int64_t total_, first_ = 0;
+  std::size_t batch_;
+  bool tty_;
+  double smooth_ = -1;
+  clock_type::time_point start_ = clock_type::now(), last_{};
+};
+
+void print_json(const std::map<std::string, std::string>& fields) {
+  std::string s = "{";
+  for (const auto& [k, v] : fields) s += (s.size() > 1 ? ", \"" : "\"") + k + "\": " + v;
+  std::printf("%s}\n", s.c_str());
+}
+std::string json_string(const std::string& s) { return "\"" + s + "\""; }
+
+// ---- commands ----
+int train(const options& o) {
+  vlm_config cfg = vlm_config::named(o.preset);
+  std::string dataset = o.dataset;
+  std::optional<checkpoint> resumed;
+  if (!o.resume.empty()) {
+    resumed = read_checkpoint(o.resume);
+    if (resumed->preset != cfg.preset)
+      throw error(o.resume + " holds preset '" + resumed->preset + "'; pass --preset " + resumed->preset + " to resume it");
+    dataset = resumed->class_names == fashion_mnist_class_names() ? "fashion" : "mnist";
+  }
+  const std::string dir = find_data(o, dataset);
+  std::fprintf(stderr, "reading %s from %s\n", dataset.c_str(), dir.c_str());
+  const labeled_images train_set = read_idx_split(dir, "train"), test_set = read_idx_split(dir, "t10k");
+
+  if (o.batch) cfg.train.batch = *o.batch;
+  if (o.steps) cfg.train.steps = *o.steps;
+  if (o.epochs) cfg.train.steps = std::max<std::int64_t>(1, *o.epochs * std::int64_t(train_set.size()) / std::int64_t(cfg.train.batch));
+  vlm model(cfg, vocabulary(class_names_for(dataset)), o.seed);
+  run_state run{.step = 0, .total_steps = cfg.train.steps, .seed = o.seed, .batch = cfg.train.batch};
+  if (resumed) {
+    restore(*resumed, model, nullptr, &run, &model.init_rng());  // weights and where the run stands
+    if (!o.steps && !o.epochs) cfg.train.steps = run.total_steps;
+    if (cfg.train.steps != run.total_steps || cfg.train.batch != run.batch)
+      std::fprintf(stderr, "note: the run was planned as %lld steps of batch %llu; its schedule changes\n",
+                   (long long)run.total_steps, (unsigned long long)run.batch);
+    model = vlm(cfg, vocabulary(class_names_for(dataset)), o.seed);
+  }
+  trainer tr(model, train_set, run.seed, o.threads);  // a resumed run keeps its own seed: same samples
+  if (resumed) {
+    restore(*resumed, model, &tr.adam(), &run, &model.init_rng());
+    tr.set_steps_done(run.step);
+    run.total_steps = cfg.train.steps;
+  }
+  const std::string save = o.save.empty() ? "purevlm-" + cfg.preset + ".ckpt" : o.save;
+  std::fprintf(stderr, "preset %s: %zu parameters, %lld steps of batch %zu, %zu thread(s)\n", cfg.preset.c_str(),
+               model.parameter_count(), (long long)model.config().train.steps, cfg.train.batch, tr.threads());
+
+  progress bar(model.config().train.steps, cfg.train.batch);
+  bar.start_at(tr.steps_done());
+  const auto start = clock_type::now();
+  const std::int64_t first = tr.steps_done(), total = model.config().train.steps;
+  while (tr.steps_done() < total) {
+    const step_stats s = tr.step();
+    if (!s.finite) {
+      std::fprintf(stderr, "\nstopped at step %lld: the loss or a parameter became NaN/Inf (lr %.3g). %s\n",
+                   (long long)tr.steps_done(), s.lr,
+                   fs::exists(save) ? ("The last good checkpoint, " + save + ", is untouched.").c_str() : "Nothing was saved.");
+      return 3;
+    }
+    bar.update(tr.steps_done(), s.loss);
+    if (tr.steps_done() % 2000 == 0 || tr.steps_done() == total) {
+      run.step = tr.steps_done();
+      save_checkpoint(save, model, tr.adam(), model.init_rng(), run);
+    }
+  }
+  const double secs = std::chrono::duration<double>(clock_type::now() - start).count();
+  const double rate = double(total - first) * double(cfg.train.batch) / std::max(secs, 1e-9);
+  std::fprintf(stderr, "trained in %.1f s (%.0f samples/s); saved %s\n", secs, rate, save.c_str());
+  const report r = evaluate(model, test_set, 0, false, false);
+  if (o.json) {
+    std::map<std::string, std::string> f = {{"test_accuracy", std::to_string(double(r.correct) / double(r.n))},
+                                            {"n_test", std::to_string(r.n)}, {"params", std::to_string(model.parameter_count())},
+                                            {"train_seconds", std::to_string(secs)}, {"train_samples_per_second", std::to_string(rate)},
+                                            {"preset", json_string(cfg.preset)}, {"invalid_words", std::to_string(r.invalid)},
+                                            {"dataset", json_string(dataset)}, {"micros_per_image", std::to_string(r.micros_per_image)}};
+    print_json(f);
+  }
+  return 0;
+}
+
+vlm load_model(const std::string& path) {
+  const checkpoint c = read_checkpoint(path);
+  vlm model(vlm_config::named(c.preset), vocabulary(c.class_names));
+  restore(c, model);
+  return model;
+}
+
+int eval(const options& o) {
+  vlm model = load_model(o.load);
+  const std::string dataset = model.vocab().class_names() == fashion_mnist_class_names() ? "fashion" : "mnist";
+  const labeled_images test_set = read_idx_split(find_data(o, dataset), "t10k");
+  const report r = evaluate(model, test_set, o.limit, o.constrained, false);
+  if (o.json) {
+    std::map<std::string, std::string> f = {{"test_accuracy", std::to_string(double(r.correct) / double(r.n))},
+                                            {"n_test", std::to_string(r.n)}, {"params", std::to_string(model.parameter_count())},
+                                            {"preset", json_string(model.config().preset)}, {"invalid_words", std::to_string(r.invalid)},
+                                            {"micros_per_image", std::to_string(r.micros_per_image)}};
+    if (o.constrained) f["constrained_accuracy"] = std::to_string(double(r.constrained_correct) / double(r.n));
+    print_json(f);
+  }
+  return 0;
+}
+
+int say(const options& o) {
+  vlm model = load_model(o.load);
+  std::vector<float> x(model.config().tokenizer.pixels);
+  for (const auto& path : o.images) {
+    const auto digit = mnist_style(read_pgm(path));
+    prepare<float>(x, digit);
+    std::printf("%s%s → \"%s\"\n", ascii_art(digit).c_str(), path.c_str(), model.generate(x).c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const options o = parse(argc, argv);
+    if (o.help) {
+      std::printf("%s", o.command.empty() || !help_text.count(o.command) ? general_help().c_str() : help_text.at(o.command).c_str());
+      return 0;
+    }
+    if (o.command == "train") return train(o);
+    if (o.command == "eval") return eval(o);
+    return say(o);
+  } catch (const usage_error& e) {
+    std::fprintf(stderr, "mnist_vlm: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mnist_vlm: error: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: MIT
+// model.hpp: the VLM itself and its config presets:
+//   image x → tokenizer (BAE, BAE×BAE, degree-n features) → vision projection (bilinear)
+//           → GPT with tensor attention → the class name, letter by letter ("seven").
+// Preset "seed" is SPEC.md exactly; "default" is the recipe the README recommends.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "bae.hpp"
+#include "data/words.hpp"
+#include "gpt.hpp"
+#include "optim.hpp"
+
+namespace purevlm {
+
+// How the tokenizer's F features become vision positions.
+enum class vision_mode {
+  shared,   // seed: one bilinear vector v = (Wl f) ⊙ (Wr f), Wl,Wr [C,F], repeated on every position
+  chunked,  // f split into `vision_positions` chunks of F/positions; chunk j → (Wl f_j) ⊙ (Wr f_j)
+};
+
+// The training recipe travels with the model config, so a preset is a whole reproducible run.
+struct train_config {
+  std::int64_t steps = 7000;       // optimizer steps
+  std::size_t batch = 1;           // samples per step (gradients averaged)
+  schedule lr{.decay = schedule::kind::linear, .lr = 0.003};
+  bool shuffle = false;            // seed: file order; else a fresh permutation every epoch
+  double clip_matrix = 1.0;        // each tokenizer matrix's gradient to this norm (0: off)
+  double clip_global = 5.0;        // then all gradients together (0: off)
+  int shift = 0;                   // augmentation: random translation by up to ±shift pixels
+};
+
+struct vlm_config {
+  std::string preset = "seed";
+  tokenizer_config tokenizer{};
+  gpt_config gpt{};
+  vision_mode vision = vision_mode::shared;
+  std::size_t vision_positions = 28;
+  double recon_weight = 0.01;
+  train_config train{};
+
+  // SPEC.md exactly.
+  static vlm_config seed() { return {}; }
+  // The recipe the README recommends (same parameter budget as the seed, at most 32,240).
+  static vlm_config standard() {
+    vlm_config c;
+    c.preset = "default";
+    c.vision = vision_mode::chunked;
+    c.vision_positions = 4;
+    c.train = {.steps = 5625, .batch = 32, .lr = {.decay = schedule::kind::cosine, .lr = 0.01, .warmup = 100},
+               .shuffle = true, .clip_matrix = 0, .clip_global = 5.0, .shift = 2};
+    return c;
+  }
+  // "seed" or "default"
+  static vlm_config named(const std::string& preset) {
+    if (preset == "seed") return seed();
+    if (preset == "default") return standard();
+    throw error("unknown preset '" + preset + "': choose seed or default");
+  }
+  void validate() const {
+    tokenizer.validate();
+    gpt.validate();
+    const std::size_t F = tokenizer.features();
+    if (vision_positions == 0 || vision_positions >= gpt.block_size)
+      throw error("vlm_config.vision_positions (" + std::to_string(vision_positions) +
+                  ") must be at least 1 and leave room for text in gpt.block_size (" + std::to_string(gpt.block_size) + ")");
+    if (vision == vision_mode::chunked && F % vision_positions != 0)
+      throw error("vlm_config: " + std::to_string(F) + " tokenizer features do not split into " +
+                  std::to_string(vision_positions) + " vision positions");
+  }
+};
+
+template <std::floating_point T>
+class basic_vlm {
+public:
+  // What one forward pass gives: the scalar loss and its parts, and the text logits.
+  struct forward_result {
+    var loss, text_loss, recon, logits;
+  };
+
+  basic_vlm(vlm_config cfg, vocabulary vocab, std::uint64_t seed = 42)
+      : cfg_(fit(std::move(cfg), vocab)), vocab_(std::move(vocab)), init_(seed),
+        tokenizer_(cfg_.tokenizer, params_, init_),
+        vis_l_(add_vision(params_, "vis_proj_l")), vis_r_(add_vision(params_, "vis_proj_r")),
+        gpt_(cfg_.gpt, params_, init_) {}
+
+  // Builds the loss for one image x[P] (prepared: pooled, normalised) and its text
+  // [BOS letters EOS] on the tape; backward() then sends gradients into `grads`.
+  forward_result forward(basic_tape<T>& t, std::span<const T> image, std::span<const std::int32_t> text,
+                         std::span<T> grads) {
+    if (text.size() < 2 || text.size() > vocab_.max_text_len())
+      throw error("vlm: text of " + std::to_string(text.size()) + " tokens; it must hold BOS, the name and EOS (at most " +
+                  std::to_string(vocab_.max_text_len()) + ")");
+    const std::size_t Tv = cfg_.vision_positions, n = text.size() - 1;  // n predictions
+    auto vis = vision(t, image, grads);
+    var x = stack(t, vis.tokens, gpt_.embed(t, params_, grads, text.first(n), Tv));
+    forward_result r;
+    r.logits = rows(t, gpt_.forward(t, params_, grads, x), Tv, n);   // predictions at BOS and letters
+    r.text_loss = cross_entropy(t, r.logits, text.subspan(1));
+    const T zero = 0;
+    r.recon = vis.has_recon ? vis.recon : t.input(std::span(&zero, 1), 1, 1);
+    r.loss = vis.has_recon ? add(t, r.text_loss, scale(t, vis.recon, T(cfg_.recon_weight))) : r.text_loss;
+    return r;
+  }
+  forward_result forward(basic_tape<T>& t, std::span<const T> image, std::span<const std::int32_t> text) {
+    return forward(t, image, text, params_.grads());
+  }
+
+  // The name the model writes for an image, decoded greedily unless told otherwise.
+  std::string generate(basic_tape<T>& t, std::span<const T> image, const decoding& how = {}, rng* g = nullptr) {
+    t.reset();
+    auto vis = vision(t, image, params_.grads());
+    const std::int32_t bos = vocab_.bos();
+    var prefix = stack(t, vis.tokens, gpt_.embed(t, params_, params_.grads(), std::span(&bos, 1), cfg_.vision_positions));
+    const std::size_t max_new = cfg_.gpt.block_size - cfg_.vision_positions;
+    auto ids = gpt_.generate(t, params_, prefix, max_new, vocab_.eos(), bos, how, g);
+    t.reset();
+    return vocab_.decode(ids);
+  }
+  std::string generate(std::span<const T> image, const decoding& how = {}) {
+    basic_tape<T> t;
+    return generate(t, image, how);
+  }
+
+  // The class names as a trie, for constrained decoding.
+  word_trie class_trie() const {
+    word_trie w;
+    for (const auto& name : vocab_.class_names()) {
+      auto ids = vocab_.encode(name);
+      w.insert(std::span<const std::int32_t>(ids).subspan(1, ids.size() - 2));
+    }
+    return w;
+  }
+
+  basic_parameters<T>& parameters() { return params_; }
+  const basic_parameters<T>& parameters() const { return params_; }
+  std::size_t parameter_count() const { return params_.count(); }
+  const vlm_config& config() const { return cfg_; }
+  const vocabulary& vocab() const { return vocab_; }
+  rng& init_rng() { return init_; }
+  // Whether parameter i is one of the tokenizer's matrices (clipped on their own in the seed).
+  bool is_tokenizer_parameter(std::size_t i) const { return i < vis_l_; }
+
+private:
+  struct vision_result {
+    var tokens;  // [vision_positions, C], positions added
+    var recon;
+    bool has_recon = false;
+  };
+  vision_result vision(basic_tape<T>& t, std::span<const T> image, std::span<T> grads) {
+    if (image.size() != cfg_.tokenizer.pixels)
+      throw error("vlm: image of " + std::to_string(image.size()) + " values, the model takes " +
+                  std::to_string(cfg_.tokenizer.pixels) + " (pooled 14x14)");
+    auto tok = tokenizer_.forward(t, params_, grads, t.input(image, 1, image.size()));
+    var f = tok.features;
+    const std::size_t Tv = cfg_.vision_positions;
+    if (cfg_.vision == vision_mode::chunked) f = reshape(t, f, Tv, t.size(f) / Tv);
+    const var w[2] = {t.parameter(params_, vis_l_, grads), t.parameter(params_, vis_r_, grads)}, in[2] = {f, f};
+    var v = product_of_projections<T>(t, w, in);  // (Wl f) ⊙ (Wr f): degree 2 in f
+    if (cfg_.vision == vision_mode::shared) v = repeat_rows(t, v, Tv);
+    return {gpt_.add_positions(t, params_, grads, v, 0), tok.recon, tok.has_recon};
+  }
+  std::size_t add_vision(basic_parameters<T>& ps, const char* name) {
+    const std::size_t F = cfg_.tokenizer.features();
+    const std::size_t in = cfg_.vision == vision_mode::chunked ? F / cfg_.vision_positions : F;
+    return ps.add(name, cfg_.gpt.n_embd, in, T(0.08), init_);
+  }
+  // The vocabulary decides the GPT's vocabulary and block sizes.
+  static vlm_config fit(vlm_config c, const vocabulary& v) {
+    c.gpt.vocab = v.size();
+    c.gpt.block_size = c.vision_positions + v.max_text_len() - 1 > c.gpt.block_size
+                           ? c.vision_positions + v.max_text_len() - 1
+                           : c.gpt.block_size;
+    c.validate();
+    return c;
+  }
+
+  vlm_config cfg_;
+  vocabulary vocab_;
+  rng init_;
+  basic_parameters<T> params_;
+  basic_tokenizer<T> tokenizer_;
+  std::size_t vis_l_, vis_r_;
+  basic_gpt<T> gpt_;
+};
+
+using vlm = basic_vlm<float>;
+
+}  // namespace purevlm

@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: MIT
+// train.hpp: the training loop as a small class. Each step takes `batch` samples (file order or
+// a fresh permutation per epoch, optionally shifted for augmentation), splits them over `threads`
+// workers in fixed contiguous chunks, each with its own tape and gradient buffer, sums the
+// buffers in worker order (so a seed and a thread count give bit-identical runs), clips, and
+// takes one Adam step. Which sample a step sees depends only on (seed, step): resuming is exact.
+#pragma once
+
+#include <cmath>
+#include <numeric>
+#include <thread>
+#include <vector>
+
+#include "data/idx.hpp"
+#include "data/image.hpp"
+#include "model.hpp"
+
+namespace purevlm {
+
+struct step_stats {
+  double loss = 0, text_loss = 0, recon = 0;  // means over the batch
+  double grad_norm = 0;                       // global norm before the global clip
+  double lr = 0;
+  bool finite = true;                         // false: a loss, gradient or parameter became NaN/Inf
+};
+
+template <std::floating_point T>
+class basic_trainer {
+public:
+  basic_trainer(basic_vlm<T>& model, const labeled_images& data, std::uint64_t seed, std::size_t threads = 1)
+      : model_(model), data_(data), seed_(seed), adam_(model.parameter_count()),
+        workers_(std::max<std::size_t>(1, std::min(threads, model.config().train.batch))) {
+    if (data_.size() == 0) throw error("trainer: no training images");
+    const std::size_t side = data_.images.rows;
+    if (data_.images.rows * data_.images.cols / 4 != model.config().tokenizer.pixels || side != data_.images.cols)
+      throw error("trainer: images of " + std::to_string(data_.images.rows) + "x" + std::to_string(data_.images.cols) +
+                  " do not pool to the model's " + std::to_string(model.config().tokenizer.pixels) + " pixels");
+    for (const auto& name : model.vocab().class_names()) texts_.push_back(model.vocab().encode(name));
+    for (auto& w : workers_) {
+      w.grads.resize(model.parameter_count());
+      w.x.resize(model.config().tokenizer.pixels);
+      w.moved.resize(data_.images.rows * data_.images.cols);
+    }
+  }
+
+  step_stats step() {
+    const auto& tc = model_.config().train;
+    const std::size_t B = tc.batch, W = workers_.size();
+    plan_.resize(B);
+    for (std::size_t j = 0; j < B; ++j) plan_[j] = sample_for(std::uint64_t(step_) * B + j);
+    auto run = [&](std::size_t w) { run_worker(workers_[w], (w * B) / W, ((w + 1) * B) / W); };
+    std::vector<std::thread> pool;  // W - 1 helpers; worker 0 runs here
+    for (std::size_t w = 1; w < W; ++w) pool.emplace_back(run, w);
+    run(0);
+    for (auto& t : pool) t.join();
+
+    auto& ps = model_.parameters();
+    auto grads = ps.grads();
+    step_stats s;
+    std::fill(grads.begin(), grads.end(), T(0));
+    for (const auto& w : workers_) {  // fixed order: deterministic sums
+      for (std::size_t i = 0; i < grads.size(); ++i) grads[i] += w.grads[i];
+      s.loss += w.loss; s.text_loss += w.text; s.recon += w.recon;
+    }
+    const T inv = T(1) / T(B);
+    for (T& g : grads) g *= inv;
+    s.loss /= double(B); s.text_loss /= double(B); s.recon /= double(B);
+    if (tc.clip_matrix > 0)
+      for (std::size_t i = 0; i < ps.entries().size(); ++i)
+        if (model_.is_tokenizer_parameter(i)) clip_grad_norm<T>(ps.grad(i), tc.clip_matrix);
+    s.grad_norm = tc.clip_global > 0 ? clip_grad_norm<T>(grads, tc.clip_global) : l2_norm<T>(grads);
+    schedule sched = tc.lr;
+    sched.total = tc.steps;
+    s.lr = sched.at(step_);
+    s.finite = std::isfinite(s.loss) && std::isfinite(s.grad_norm);
+    if (s.finite) {  // a non-finite gradient never reaches the parameters
+      adam_.step(ps.values(), grads, s.lr);
+      for (T v : ps.values()) if (!std::isfinite(v)) { s.finite = false; break; }
+    }
+    ++step_;
+    return s;
+  }
+
+  std::int64_t steps_done() const { return step_; }
+  void set_steps_done(std::int64_t s) { step_ = s; }
+  std::uint64_t seed() const { return seed_; }
+  basic_adam<T>& adam() { return adam_; }
+  std::size_t threads() const { return workers_.size(); }
+
+private:
+  struct planned {
+    std::size_t index;
+    int dx, dy;
+  };
+  struct worker {
+    basic_tape<T> tape;
+    std::vector<T> grads, x;
+    std::vector<std::uint8_t> moved;
+    double loss = 0, text = 0, recon = 0;
+  };
+
+  // Global sample number g → which image, and how it is shifted; a function of (seed, g) only.
+  planned sample_for(std::uint64_t g) {
+    const auto& tc = model_.config().train;
+    const std::size_t N = data_.size();
+    std::size_t index = std::size_t(g % N);
+    if (tc.shuffle) {
+      const std::uint64_t epoch = g / N;
+      if (perm_epoch_ != epoch || perm_.size() != N) {
+        perm_.resize(N);
+        std::iota(perm_.begin(), perm_.end(), std::size_t(0));
+        rng r(seed_ ^ (0x9e3779b97f4a7c15ull * (epoch + 1)));
+        for (std::size_t i = N - 1; i > 0; --i) std::swap(perm_[i], perm_[r.below(i + 1)]);  // Fisher-Yates
+        perm_epoch_ = epoch;
+      }
+      index = perm_[index];
+    }
+    planned p{index, 0, 0};
+    if (tc.shift > 0) {
+      rng r(seed_ * 0xd1b54a32d192ed03ull + g);
+      p.dx = int(r.below(std::size_t(2 * tc.shift + 1))) - tc.shift;
+      p.dy = int(r.below(std::size_t(2 * tc.shift + 1))) - tc.shift;
+    }
+    return p;
+  }
+
+  void run_worker(worker& w, std::size_t begin, std::size_t end) {
+    std::fill(w.grads.begin(), w.grads.end(), T(0));
+    w.loss = w.text = w.recon = 0;
+    const std::size_t rows = data_.images.rows, cols = data_.images.cols;
+    for (std::size_t j = begin; j < end; ++j) {
+      const planned& p = plan_[j];
+      auto img = data_.images.image(p.index);
+      if (p.dx != 0 || p.dy != 0) {
+        shift_image(w.moved, img, p.dx, p.dy, rows, cols);
+        img = w.moved;
+      }
+      prepare<T>(w.x, img, rows, cols);
+      w.tape.reset();
+      auto r = model_.forward(w.tape, w.x, texts_[data_.labels[p.index]], w.grads);
+      w.tape.backward(r.loss);
+      w.loss += double(w.tape.value(r.loss)[0]);
+      w.text += double(w.tape.value(r.text_loss)[0]);
+      w.recon += double(w.tape.value(r.recon)[0]);
+    }
+  }
+
+  basic_vlm<T>& model_;
+  const labeled_images& data_;
+  std::uint64_t seed_;
+  basic_adam<T> adam_;
+  std::vector<worker> workers_;
+  std::vector<std::vector<std::int32_t>> texts_;  // encoded name per class
+  std::vector<planned> plan_;
+  std::vector<std::size_t> perm_;
+  std::uint64_t perm_epoch_ = ~0ull;
+  std::int64_t step_ = 0;
+};
+
+using trainer = basic_trainer<float>;
+
+}  // namespace purevlm
