@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# A short seed-preset training on real MNIST, evaluated on 2,000 test images: it must learn.
+# usage: mnist_short.sh path/to/mnist_vlm project_dir
+set -eu
+bin=$1 root=$2
+for d in "${PUREVLM_DATA:-}" "$root/../shared/data/mnist" "$root/data/mnist"; do
+  if [[ -n $d && -f $d/t10k-labels-idx1-ubyte.gz ]]; then data=$d; break; fi
+done
+if [[ -z ${data:-} ]]; then echo "SKIPPED: no real MNIST found (../shared/data/mnist or data/mnist)"; exit 77; fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+"$bin" train --preset seed --steps 3000 --data "$data" --save "$tmp/s.ckpt" >"$tmp/train.out" 2>"$tmp/train.err"
+"$bin" eval --load "$tmp/s.ckpt" --data "$data" --limit 2000 --json >"$tmp/eval.out"
+acc=$(tail -n 1 "$tmp/eval.out" | sed 's/.*"test_accuracy": \([0-9.]*\).*/\1/')
+echo "seed preset, 3000 steps: accuracy $acc on 2000 test images"
+awk -v a="$acc" 'BEGIN { exit !(a >= 0.80) }'
