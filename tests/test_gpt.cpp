@@ -26,8 +26,8 @@ TEST_CASE("tensor score: hand-computed for one head") {
   // q = [1 2 | 3 4], keys k0 = [1 0 | 0 1], k1 = [0 1 | 1 0]; D = 4, m = 2, scale 1/4
   // query 1 scores: k0: (1)(4)/4 = 1, k1: (2)(3)/4 = 1.5 → softmax [1/(1+e^.5), e^.5/(1+e^.5)]
   std::vector<double> q{9, 9, 9, 9, 1, 2, 3, 4}, k{1, 0, 0, 1, 0, 1, 1, 0}, v{1, 0, 0, 0, 0, 1, 0, 0};
-  std::vector<double> out(8), att(4), part(8);
-  attention_forward<double>(out, att, part, q, k, v, 2, 2, 4, 1, attention_score::tensor(4));
+  std::vector<double> out(8), att(4), part(8), scratch(attention_scratch_size(2, 4));
+  attention_forward<double>(out, att, part, scratch, q, k, v, 2, 2, 4, 1, attention_score::tensor(4));
   const double w1 = std::exp(0.5) / (1 + std::exp(0.5));
   CHECK(att[1] == 0.0);  // query 0 cannot see key 1
   CHECK(att[3] == doctest::Approx(w1));

@@ -22,43 +22,58 @@ struct attention_score {
   static attention_score tensor(std::size_t D, std::size_t m = 2) { return {m, 1.0 / double(D)}; }
 };
 
+// Scratch the kernels need per call: K, V and dK of one head transposed to [D, Tk] (so that
+// every inner loop runs over key positions t, contiguous and vectorizable whatever D is), plus
+// two rows of Tk.
+inline std::size_t attention_scratch_size(std::size_t Tk, std::size_t D) { return 3 * D * Tk + 2 * Tk; }
+
+namespace detail {
+// dst[d, t] = src[t, offset + d] for one head: [Tk, C] → [D, Tk]
+template <std::floating_point T>
+void head_transpose(T* dst, std::span<const T> src, std::size_t Tk, std::size_t C, std::size_t offset, std::size_t D) {
+  for (std::size_t t = 0; t < Tk; ++t)
+    for (std::size_t d = 0; d < D; ++d) dst[d * Tk + t] = src[t * C + offset + d];
+}
+}  // namespace detail
+
 // out[Tq,C]; saves att[H,Tq,Tk] (the softmax, zero above the causal limit) and
 // part[m,H,Tq,Tk] (each factor's partial score q_f·k_f, needed for the product rule).
 template <std::floating_point T>
-void attention_forward(std::span<T> out, std::span<T> att, std::span<T> part, std::span<const T> q,
-                       std::span<const T> k, std::span<const T> v, std::size_t Tq, std::size_t Tk,
-                       std::size_t C, std::size_t H, attention_score score) {
+void attention_forward(std::span<T> out, std::span<T> att, std::span<T> part, std::span<T> scratch,
+                       std::span<const T> q, std::span<const T> k, std::span<const T> v, std::size_t Tq,
+                       std::size_t Tk, std::size_t C, std::size_t H, attention_score score) {
   const std::size_t D = C / H, m = score.factors, Dm = D / m, HQK = H * Tq * Tk;
   const T sc = T(score.scale);
+  T* kT = scratch.data();
   std::fill(out.begin(), out.end(), T(0));
-  for (std::size_t h = 0; h < H; ++h)
+  for (std::size_t h = 0; h < H; ++h) {
+    detail::head_transpose(kT, k, Tk, C, h * D, D);
     for (std::size_t i = 0; i < Tq; ++i) {
-      const std::size_t last = Tk - Tq + i;  // causal: query i sees keys 0..last
-      T* a = &att[(h * Tq + i) * Tk];
+      const std::size_t n = Tk - Tq + i + 1;  // causal: query i sees keys 0..n-1
       const T* qi = &q[i * C + h * D];
-      T mx = -INFINITY;
-      for (std::size_t t = 0; t <= last; ++t) {
-        const T* kt = &k[t * C + h * D];
-        T s = sc;
-        for (std::size_t f = 0; f < m; ++f) {
-          const T pf = detail::dot(qi + f * Dm, kt + f * Dm, Dm);
-          part[f * HQK + (h * Tq + i) * Tk + t] = pf;
-          s *= pf;
-        }
-        a[t] = s;
-        mx = std::max(mx, s);
+      T* a = &att[(h * Tq + i) * Tk];
+      std::fill(a, a + Tk, T(0));
+      for (std::size_t f = 0; f < m; ++f) {  // part_f[t] = q_f · k_f[t], vectorized over t
+        T* pf = &part[f * HQK + (h * Tq + i) * Tk];
+        std::fill(pf, pf + Tk, T(0));
+        for (std::size_t d = f * Dm; d < (f + 1) * Dm; ++d) detail::axpy(pf, qi[d], kT + d * Tk, n);
       }
+      for (std::size_t t = 0; t < n; ++t) {  // score = scale · Π_f part_f
+        T s = sc;
+        for (std::size_t f = 0; f < m; ++f) s *= part[f * HQK + (h * Tq + i) * Tk + t];
+        a[t] = s;
+      }
+      const T mx = *std::max_element(a, a + n);
       T sum = 0;
-      for (std::size_t t = 0; t <= last; ++t) sum += (a[t] = std::exp(a[t] - mx));
+      for (std::size_t t = 0; t < n; ++t) sum += (a[t] = std::exp(a[t] - mx));
       const T inv = T(1) / sum;
-      for (std::size_t t = 0; t <= last; ++t) a[t] *= inv;
-      for (std::size_t t = last + 1; t < Tk; ++t) a[t] = T(0);
+      for (std::size_t t = 0; t < n; ++t) a[t] *= inv;
       T* oi = &out[i * C + h * D];
-      for (std::size_t t = 0; t <= last; ++t) detail::axpy(oi, a[t], &v[t * C + h * D], D);
+      for (std::size_t t = 0; t < n; ++t) detail::axpy(oi, a[t], &v[t * C + h * D], D);
     }
+  }
 }
 
-// scratch[Tk] holds one row of d(score) at a time.
 template <std::floating_point T>
 void attention_backward(std::span<T> dq, std::span<T> dk, std::span<T> dv, std::span<T> scratch,
                         std::span<const T> dout, std::span<const T> att, std::span<const T> part,
@@ -66,30 +81,38 @@ void attention_backward(std::span<T> dq, std::span<T> dk, std::span<T> dv, std::
                         std::size_t Tk, std::size_t C, std::size_t H, attention_score score) {
   const std::size_t D = C / H, m = score.factors, Dm = D / m, HQK = H * Tq * Tk;
   const T sc = T(score.scale);
-  for (std::size_t h = 0; h < H; ++h)
+  T *kT = scratch.data(), *vT = kT + D * Tk, *dkT = vT + D * Tk, *datt = dkT + D * Tk, *g = datt + Tk;
+  for (std::size_t h = 0; h < H; ++h) {
+    detail::head_transpose(kT, k, Tk, C, h * D, D);
+    detail::head_transpose(vT, v, Tk, C, h * D, D);
+    std::fill(dkT, dkT + D * Tk, T(0));
     for (std::size_t i = 0; i < Tq; ++i) {
-      const std::size_t last = Tk - Tq + i;
+      const std::size_t n = Tk - Tq + i + 1;
       const T* a = &att[(h * Tq + i) * Tk];
       const T* doi = &dout[i * C + h * D];
-      T* datt = scratch.data();
-      T s = 0;
-      for (std::size_t t = 0; t <= last; ++t) {
-        datt[t] = detail::dot(doi, &v[t * C + h * D], D);   // ∂out_i/∂att_t = v_t
-        detail::axpy(&dv[t * C + h * D], a[t], doi, D);     // ∂out_i/∂v_t = att_t
-        s += a[t] * datt[t];
-      }
-      for (std::size_t t = 0; t <= last; ++t) {
-        const T dscore = a[t] * (datt[t] - s);  // softmax backward
-        for (std::size_t f = 0; f < m; ++f) {
-          // ∂score/∂(q_f·k_f) = scale · Π_{g≠f} (q_g·k_g); for m = 2: ds1 = dscore · s2 / D
-          T g = dscore * sc;
+      const T* qi = &q[i * C + h * D];
+      std::fill(datt, datt + n, T(0));
+      for (std::size_t d = 0; d < D; ++d) detail::axpy(datt, doi[d], vT + d * Tk, n);  // ∂out_i/∂att_t = v_t
+      for (std::size_t t = 0; t < n; ++t) detail::axpy(&dv[t * C + h * D], a[t], doi, D);  // ∂out_i/∂v_t = att_t
+      const T s = detail::dot(a, datt, n);
+      for (std::size_t t = 0; t < n; ++t) datt[t] = a[t] * (datt[t] - s);  // now d(score): softmax backward
+      for (std::size_t f = 0; f < m; ++f) {
+        // ∂score/∂(q_f·k_f) = scale · Π_{o≠f} part_o; for m = 2: ds1 = dscore · s2 / D
+        for (std::size_t t = 0; t < n; ++t) {
+          T gt = datt[t] * sc;
           for (std::size_t o = 0; o < m; ++o)
-            if (o != f) g *= part[o * HQK + (h * Tq + i) * Tk + t];
-          detail::axpy(&dq[i * C + h * D + f * Dm], g, &k[t * C + h * D + f * Dm], Dm);
-          detail::axpy(&dk[t * C + h * D + f * Dm], g, &q[i * C + h * D + f * Dm], Dm);
+            if (o != f) gt *= part[o * HQK + (h * Tq + i) * Tk + t];
+          g[t] = gt;
+        }
+        for (std::size_t d = f * Dm; d < (f + 1) * Dm; ++d) {
+          dq[i * C + h * D + d] += detail::dot(g, kT + d * Tk, n);  // dq_f += Σ_t g_t k_f[t]
+          detail::axpy(dkT + d * Tk, qi[d], g, n);                   // dk_f[t] += g_t q_f
         }
       }
     }
+    for (std::size_t t = 0; t < Tk; ++t)
+      for (std::size_t d = 0; d < D; ++d) dk[t * C + h * D + d] += dkT[d * Tk + t];
+  }
 }
 
 // q[Tq,C] attends causally over k, v [Tk,C] (the queries are the last Tq of the Tk positions).
@@ -104,7 +127,7 @@ var attention(basic_tape<T>& t, var q, var k, var v, std::size_t H, attention_sc
   var y = t.make(Tq, C, {q, k, v}, [](basic_tape<T>& t, const auto& n) {
     var q = t.input_of(n, 0), k = t.input_of(n, 1), v = t.input_of(n, 2);
     const std::size_t Tq = n.rows, Tk = t.rows(k), H = n.p[0], m = n.p[1], HQK = H * Tq * Tk;
-    auto saved = t.saved(n, HQK * (1 + m) + Tk);
+    auto saved = t.saved(n, HQK * (1 + m) + attention_scratch_size(Tk, n.cols / H));
     attention_backward<T>(t.grad(q), t.grad(k), t.grad(v), saved.subspan(HQK * (1 + m)), t.grad(n),
                           saved.first(HQK), saved.subspan(HQK, m * HQK), t.value(q), t.value(k), t.value(v),
                           Tq, Tk, n.cols, H, {m, double(n.c[0])});
@@ -113,8 +136,9 @@ var attention(basic_tape<T>& t, var q, var k, var v, std::size_t H, attention_sc
   t.at(y).p[1] = score.factors;
   t.at(y).c[0] = T(score.scale);
   const std::size_t HQK = H * Tq * Tk;
-  auto saved = t.save(y, HQK * (1 + score.factors) + Tk);
-  attention_forward<T>(t.value(y), saved.first(HQK), saved.subspan(HQK, score.factors * HQK), t.value(q),
+  auto saved = t.save(y, HQK * (1 + score.factors) + attention_scratch_size(Tk, C / H));
+  attention_forward<T>(t.value(y), saved.first(HQK), saved.subspan(HQK, score.factors * HQK),
+                       saved.subspan(HQK * (1 + score.factors)), t.value(q),
                        t.value(k), t.value(v), Tq, Tk, C, H, score);
   return y;
 }

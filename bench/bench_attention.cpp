@@ -1,0 +1,62 @@
+// Attention kernels: tensor score vs dot-product score, forward and forward+backward, swept over
+// T ∈ {36, 128, 512, 1024} and head dim D ∈ {8, 64} with H = 4. Each tensor benchmark is named
+// like its dot twin with "tensor" in place of "dot", so scripts can pair them.
+#include <benchmark/benchmark.h>
+
+#include <purevlm/attention.hpp>
+
+using namespace purevlm;
+
+namespace {
+struct buffers {
+  std::size_t T, D, H = 4, C;
+  attention_score score;
+  std::vector<float> q, k, v, out, att, part, scratch, dq, dk, dv, dout;
+  buffers(std::size_t T_, std::size_t D_, bool tensor) : T(T_), D(D_), C(4 * D_) {
+    score = tensor ? attention_score::tensor(D) : attention_score::dot(D);
+    rng g(1);
+    for (auto* x : {&q, &k, &v, &dout}) {
+      x->resize(T * C);
+      for (float& e : *x) e = float(g.normal());
+    }
+    out.resize(T * C); dq.resize(T * C); dk.resize(T * C); dv.resize(T * C);
+    att.resize(H * T * T);
+    part.resize(score.factors * H * T * T);
+    scratch.resize(attention_scratch_size(T, D));
+  }
+  void forward() { attention_forward<float>(out, att, part, scratch, q, k, v, T, T, C, H, score); }
+  void backward() { attention_backward<float>(dq, dk, dv, scratch, dout, att, part, q, k, v, T, T, C, H, score); }
+  // multiply-adds of the causal scores and the weighted sum of values, 2 FLOPs each
+  double forward_flops() const { return double(H) * double(T) * double(T + 1) / 2 * 4 * double(D); }
+};
+
+void run(benchmark::State& state, bool tensor, bool with_backward) {
+  buffers b(std::size_t(state.range(0)), std::size_t(state.range(1)), tensor);
+  for (auto _ : state) {
+    b.forward();
+    if (with_backward) b.backward();
+    benchmark::DoNotOptimize(b.out.data());
+    benchmark::DoNotOptimize(b.dq.data());
+    benchmark::ClobberMemory();
+  }
+  // the backward does about twice the forward's work (scores' and values' gradients)
+  const double flops = b.forward_flops() * (with_backward ? 3 : 1);
+  state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+void attention_dot_forward(benchmark::State& s) { run(s, false, false); }
+void attention_tensor_forward(benchmark::State& s) { run(s, true, false); }
+void attention_dot_forward_backward(benchmark::State& s) { run(s, false, true); }
+void attention_tensor_forward_backward(benchmark::State& s) { run(s, true, true); }
+
+void sizes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"T", "D"});
+  for (long T : {36, 128, 512, 1024})
+    for (long D : {8, 64}) b->Args({T, D});
+}
+}  // namespace
+
+BENCHMARK(attention_dot_forward)->Apply(sizes);
+BENCHMARK(attention_tensor_forward)->Apply(sizes);
+BENCHMARK(attention_dot_forward_backward)->Apply(sizes);
+BENCHMARK(attention_tensor_forward_backward)->Apply(sizes);
+BENCHMARK_MAIN();

@@ -1,0 +1,72 @@
+// The whole model at the seed sizes: tokenizer kernels, a full training step (forward +
+// backward + Adam) in samples/s for batch sizes and thread counts, and inference in µs per image.
+// Synthetic images (random strokes) stand in for MNIST: speed does not depend on the data.
+#include <benchmark/benchmark.h>
+
+#include <purevlm/vlm.hpp>
+
+using namespace purevlm;
+
+namespace {
+labeled_images synthetic(std::size_t n) {
+  labeled_images d;
+  d.images.count = n; d.images.rows = 28; d.images.cols = 28;
+  d.images.pixels.assign(n * 784, 0);
+  rng g(7);
+  for (std::size_t i = 0; i < n; ++i) {
+    d.labels.push_back(std::uint8_t(g.below(10)));
+    for (int s = 0; s < 120; ++s) d.images.pixels[i * 784 + 140 + g.below(500)] = std::uint8_t(128 + g.below(128));
+  }
+  return d;
+}
+const labeled_images& data() {
+  static const labeled_images d = synthetic(2048);
+  return d;
+}
+vlm_config preset(long which) { return which == 0 ? vlm_config::seed() : vlm_config::standard(); }
+
+// args: preset (0 seed, 1 default), batch, threads
+void train_step(benchmark::State& state) {
+  vlm_config c = preset(state.range(0));
+  c.train.batch = std::size_t(state.range(1));
+  c.train.steps = 1000000;
+  vlm model(c, vocabulary(mnist_class_names()), 1);
+  trainer tr(model, data(), 1, std::size_t(state.range(2)));
+  for (auto _ : state) benchmark::DoNotOptimize(tr.step());
+  state.counters["samples/s"] = benchmark::Counter(double(c.train.batch), benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(train_step)
+    ->ArgNames({"preset", "batch", "threads"})
+    ->Args({0, 1, 1})->Args({0, 16, 1})->Args({0, 64, 1})->Args({0, 16, 2})->Args({0, 64, 2})
+    ->Args({1, 32, 1})->Args({1, 32, 2})
+    ->UseRealTime();
+
+void inference(benchmark::State& state) {
+  vlm model(preset(state.range(0)), vocabulary(mnist_class_names()), 1);
+  std::vector<float> x(196);
+  prepare<float>(x, data().images.image(0));
+  tape t;
+  for (auto _ : state) benchmark::DoNotOptimize(model.generate(t, x));
+  state.counters["us/image"] = benchmark::Counter(1e-6, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(inference)->ArgName("preset")->Arg(0)->Arg(1);
+
+// The seed tokenizer alone, forward + backward, one image.
+void tokenizer_forward_backward(benchmark::State& state) {
+  basic_parameters<float> ps;
+  rng g(1);
+  basic_tokenizer<float> tok(tokenizer_config{}, ps, g);
+  std::vector<float> x(196);
+  prepare<float>(x, data().images.image(1));
+  tape t;
+  for (auto _ : state) {
+    t.reset();
+    auto out = tok.forward(t, ps, ps.grads(), t.input(x, 1, 196));
+    t.backward(add(t, sum(t, out.features), out.recon));
+  }
+  state.counters["samples/s"] = benchmark::Counter(1, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(tokenizer_forward_backward);
+}  // namespace
+
+BENCHMARK_MAIN();
