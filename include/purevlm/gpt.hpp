@@ -168,10 +168,12 @@ public:
     return add_positions(t, ps, grads, embedding(t, t.parameter(ps, wte_, grads), tokens), first);
   }
 
-  // Logits [T, V] for embedded positions x[T, C]. With a cache, x holds the positions after the
-  // cached ones, and their keys and values are appended (inference only: no gradient reaches them).
+  // Logits [T − logits_from, V] for embedded positions x[T, C] (rows before logits_from, such as
+  // vision positions that predict nothing, skip the LM head). With a cache, x holds the positions
+  // after the cached ones, and their keys and values are appended (inference only: no gradient
+  // reaches them).
   var forward(basic_tape<T>& t, basic_parameters<T>& ps, std::span<T> grads, var x,
-              basic_kv_cache<T>* cache = nullptr) const {
+              basic_kv_cache<T>* cache = nullptr, std::size_t logits_from = 0) const {
     t.require(t.cols(x) == cfg_.n_embd, "gpt", "input embeddings must have n_embd columns", {x});
     auto p = [&](std::size_t i) { return t.parameter(ps, i, grads); };
     if (cache && cache->k.size() != layers_.size()) { cache->k.resize(layers_.size()); cache->v.resize(layers_.size()); }
@@ -189,6 +191,7 @@ public:
       x = add(t, x, matmul(t, relu(t, matmul(t, hn, p(w.fc1))), p(w.fc2)));
     }
     if (cache) cache->positions += t.rows(x);
+    if (logits_from > 0) x = rows(t, x, logits_from, t.rows(x) - logits_from);
     return matmul(t, x, p(lm_head_));
   }
 
@@ -200,7 +203,7 @@ public:
     basic_kv_cache<T> cache;
     std::vector<std::int32_t> out;
     std::size_t pos = t.rows(prefix);
-    var logits = forward(t, ps, ps.grads(), prefix, &cache);
+    var logits = forward(t, ps, ps.grads(), prefix, &cache, t.rows(prefix) - 1);
     while (out.size() < max_new) {
       const std::size_t V = cfg_.vocab;
       const std::int32_t tok = detail::pick_token<T>(t.value(logits).subspan((t.rows(logits) - 1) * V, V), out, end, how, g);

@@ -105,7 +105,7 @@ public:
     auto vis = vision(t, image, grads);
     var x = stack(t, vis.tokens, gpt_.embed(t, params_, grads, text.first(n), Tv));
     forward_result r;
-    r.logits = rows(t, gpt_.forward(t, params_, grads, x), Tv, n);   // predictions at BOS and letters
+    r.logits = gpt_.forward(t, params_, grads, x, nullptr, Tv);   // predictions at BOS and letters
     r.text_loss = cross_entropy(t, r.logits, text.subspan(1));
     const T zero = 0;
     r.recon = vis.has_recon ? vis.recon : t.input(std::span(&zero, 1), 1, 1);

@@ -35,9 +35,22 @@ inline void axpy(T* y, T a, const T* x, std::size_t n) {
 }  // namespace detail
 
 // ---- matmul: out[N,O] = in[N,I] · weight[O,I]ᵀ (weights act as W·x, rows are outputs) ----
+// With N ≥ 4 rows and room in `weight_t` (O·I), the weight is transposed once and each output row
+// is built as Σ_i in[n,i] · weightᵀ[i,:], a loop of contiguous axpys that vectorizes over O;
+// otherwise each output is a dot product (the right shape for one row, as in the tokenizer).
 template <std::floating_point T>
 void matmul_forward(std::span<T> out, std::span<const T> in, std::span<const T> weight,
-                    std::size_t N, std::size_t I, std::size_t O) {
+                    std::size_t N, std::size_t I, std::size_t O, std::span<T> weight_t = {}) {
+  if (N >= 4 && weight_t.size() >= O * I) {
+    for (std::size_t o = 0; o < O; ++o)
+      for (std::size_t i = 0; i < I; ++i) weight_t[i * O + o] = weight[o * I + i];
+    for (std::size_t n = 0; n < N; ++n) {
+      T* y = &out[n * O];
+      std::fill(y, y + O, T(0));
+      for (std::size_t i = 0; i < I; ++i) detail::axpy(y, in[n * I + i], &weight_t[i * O], O);
+    }
+    return;
+  }
   for (std::size_t n = 0; n < N; ++n)
     for (std::size_t o = 0; o < O; ++o) out[n * O + o] = detail::dot(&in[n * I], &weight[o * I], I);
 }

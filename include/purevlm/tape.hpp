@@ -162,7 +162,7 @@ var matmul(basic_tape<T>& t, var x, var w) {
     var x = t.input_of(n, 0), w = t.input_of(n, 1);
     matmul_backward<T>(t.grad(x), t.grad(w), t.grad(n), t.value(x), t.value(w), n.rows, t.cols(x), n.cols);
   });
-  matmul_forward<T>(t.value(y), t.value(x), t.value(w), N, I, O);
+  matmul_forward<T>(t.value(y), t.value(x), t.value(w), N, I, O, N >= 4 ? t.save(y, O * I) : std::span<T>{});
   return y;
 }
 
