@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <string>
 #include <vector>
 
 #include <purevlm/tape.hpp>
@@ -32,6 +33,18 @@ inline basic_parameters<double> store(std::initializer_list<shaped> shapes, std:
   for (const auto& s : shapes) ps.add(s.name, s.rows, s.cols, 1.0, g);
   return ps;
 }
+
+// The message of the purevlm::error that f throws, or "no error".
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const purevlm::error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+inline bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 #define PUREVLM_REQUIRE_GRADCHECK(result, tol)                              \
   do {                                                                      \

@@ -10,6 +10,8 @@
 #include <purevlm/vlm.hpp>
 
 using namespace purevlm;
+using purevlm::test::error_of;
+using purevlm::test::has;
 namespace fs = std::filesystem;
 
 namespace {
@@ -22,15 +24,6 @@ std::string idx_images_bytes(std::uint32_t count, std::uint32_t rows, std::uint3
 std::string idx_labels_bytes(std::uint32_t count, std::size_t payload, char value = 3) {
   return be32(2049) + be32(count) + std::string(payload, value);
 }
-std::string error_of(auto&& f) {
-  try {
-    f();
-  } catch (const purevlm::error& e) {
-    return e.what();
-  }
-  return "no error";
-}
-bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 struct temp_dir {
   fs::path path = fs::temp_directory_path() / ("purevlm_test_" + std::to_string(::getpid()) + "_" + std::to_string(rand()));
   temp_dir() { fs::create_directories(path); }

@@ -12,24 +12,25 @@ var mlp_loss(basic_tape<T>& t, basic_parameters<T>& ps, std::span<const std::int
   var h = rmsnorm(t, relu(t, matmul(t, x, w1)));
   return cross_entropy(t, matmul(t, h, w2), y);
 }
+template <std::floating_point T>
+basic_parameters<T> mlp_parameters(std::uint64_t seed) {
+  basic_parameters<T> ps;
+  rng g(seed);
+  ps.add("x", 4, 6, T(1), g);
+  ps.add("w1", 10, 6, T(0.5), g);
+  ps.add("w2", 3, 10, T(0.5), g);
+  return ps;
+}
 }  // namespace
 
 TEST_CASE("a 2-layer MLP with RMSNorm and cross-entropy passes the gradient check") {
-  basic_parameters<double> ps;
-  rng g(3);
-  ps.add("x", 4, 6, 1.0, g);
-  ps.add("w1", 10, 6, 0.5, g);
-  ps.add("w2", 3, 10, 0.5, g);
+  auto ps = mlp_parameters<double>(3);
   std::vector<std::int32_t> y{0, 2, 1, 2};
   PUREVLM_REQUIRE_GRADCHECK(gradcheck(ps, [&](auto& t, auto& ps) { return mlp_loss(t, ps, y); }), 1e-6);
 }
 
 TEST_CASE("the tape reuses its arena: 10,000 steps do not grow memory") {
-  basic_parameters<float> ps;
-  rng g(4);
-  ps.add("x", 4, 6, 1.0f, g);
-  ps.add("w1", 10, 6, 0.5f, g);
-  ps.add("w2", 3, 10, 0.5f, g);
+  auto ps = mlp_parameters<float>(4);
   std::vector<std::int32_t> y{0, 2, 1, 2};
   basic_tape<float> t;
   auto step = [&] {

@@ -8,6 +8,8 @@
 #include <purevlm/vlm.hpp>
 
 using namespace purevlm;
+using purevlm::test::error_of;
+using purevlm::test::has;
 namespace fs = std::filesystem;
 
 namespace {
@@ -40,15 +42,6 @@ std::vector<float> train_params(const vlm_config& c, const labeled_images& d, st
   for (std::int64_t i = 0; i < steps; ++i) tr.step();
   return {m.parameters().values().begin(), m.parameters().values().end()};
 }
-std::string error_of(auto&& f) {
-  try {
-    f();
-  } catch (const purevlm::error& e) {
-    return e.what();
-  }
-  return "no error";
-}
-bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 }  // namespace
 
 TEST_CASE("a short seeded run learns: the loss falls well below its start and words come out right") {

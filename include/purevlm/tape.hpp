@@ -302,31 +302,49 @@ var embedding(basic_tape<T>& t, var table, std::span<const std::int32_t> ids) {
   return y;
 }
 
+namespace detail {
+// a and b laid side by side in N row blocks: out block n = [a block n, b block n]. Joining
+// columns uses N = rows; stacking rows is the same with N = 1 (row-major: one flat block each).
+template <std::floating_point T>
+var join(basic_tape<T>& t, var a, var b, std::size_t rows, std::size_t cols, std::size_t N) {
+  var y = t.make(rows, cols, {a, b}, [](basic_tape<T>& t, const auto& n) {
+    var a = t.input_of(n, 0), b = t.input_of(n, 1);
+    const std::size_t N = n.p[0], Ca = t.size(a) / N;
+    concat_backward<T>(t.grad(a), t.grad(n), N, n.rows * n.cols / N, Ca, 0);
+    concat_backward<T>(t.grad(b), t.grad(n), N, n.rows * n.cols / N, t.size(b) / N, Ca);
+  });
+  t.at(y).p[0] = N;
+  concat_forward<T>(t.value(y), t.value(a), N, rows * cols / N, t.size(a) / N, 0);
+  concat_forward<T>(t.value(y), t.value(b), N, rows * cols / N, t.size(b) / N, t.size(a) / N);
+  return y;
+}
+// Block n of the output is the Cout values at `offset` of x's block n, for N blocks: a column
+// slice uses N = rows; a row range is the same with N = 1.
+template <std::floating_point T>
+var cut(basic_tape<T>& t, var x, std::size_t rows, std::size_t cols, std::size_t N, std::size_t offset) {
+  var y = t.make(rows, cols, {x}, [](basic_tape<T>& t, const auto& n) {
+    var x = t.input_of(n, 0);
+    const std::size_t N = n.p[0];
+    slice_backward<T>(t.grad(x), t.grad(n), N, t.size(x) / N, n.rows * n.cols / N, n.p[1]);
+  });
+  t.at(y).p[0] = N;
+  t.at(y).p[1] = offset;
+  slice_forward<T>(t.value(y), t.value(x), N, t.size(x) / N, rows * cols / N, offset);
+  return y;
+}
+}  // namespace detail
+
 // Columns side by side: [N, Ca] ++ [N, Cb] -> [N, Ca+Cb]
 template <std::floating_point T>
 var concat(basic_tape<T>& t, var a, var b) {
   t.require(t.rows(a) == t.rows(b), "concat", "row counts must match", {a, b});
-  var y = t.make(t.rows(a), t.cols(a) + t.cols(b), {a, b}, [](basic_tape<T>& t, const auto& n) {
-    var a = t.input_of(n, 0), b = t.input_of(n, 1);
-    concat_backward<T>(t.grad(a), t.grad(n), n.rows, n.cols, t.cols(a), 0);
-    concat_backward<T>(t.grad(b), t.grad(n), n.rows, n.cols, t.cols(b), t.cols(a));
-  });
-  concat_forward<T>(t.value(y), t.value(a), t.rows(a), t.cols(y), t.cols(a), 0);
-  concat_forward<T>(t.value(y), t.value(b), t.rows(a), t.cols(y), t.cols(b), t.cols(a));
-  return y;
+  return detail::join(t, a, b, t.rows(a), t.cols(a) + t.cols(b), t.rows(a));
 }
-// Rows one under the other: [Na, C] over [Nb, C] -> [Na+Nb, C] (row-major: a flat concat)
+// Rows one under the other: [Na, C] over [Nb, C] -> [Na+Nb, C]
 template <std::floating_point T>
 var stack(basic_tape<T>& t, var a, var b) {
   t.require(t.cols(a) == t.cols(b), "stack", "column counts must match", {a, b});
-  var y = t.make(t.rows(a) + t.rows(b), t.cols(a), {a, b}, [](basic_tape<T>& t, const auto& n) {
-    var a = t.input_of(n, 0), b = t.input_of(n, 1);
-    concat_backward<T>(t.grad(a), t.grad(n), 1, n.rows * n.cols, t.size(a), 0);
-    concat_backward<T>(t.grad(b), t.grad(n), 1, n.rows * n.cols, t.size(b), t.size(a));
-  });
-  concat_forward<T>(t.value(y), t.value(a), 1, t.size(y), t.size(a), 0);
-  concat_forward<T>(t.value(y), t.value(b), 1, t.size(y), t.size(b), t.size(a));
-  return y;
+  return detail::join(t, a, b, t.rows(a) + t.rows(b), t.cols(a), 1);
 }
 // Columns [offset, offset+C) of x[N, Cin]
 template <std::floating_point T>
@@ -334,13 +352,7 @@ var slice(basic_tape<T>& t, var x, std::size_t offset, std::size_t C) {
   if (offset + C > t.cols(x))
     throw error("slice: columns [" + std::to_string(offset) + "," + std::to_string(offset + C) +
                 ") are outside " + t.shape_of(x));
-  var y = t.make(t.rows(x), C, {x}, [](basic_tape<T>& t, const auto& n) {
-    var x = t.input_of(n, 0);
-    slice_backward<T>(t.grad(x), t.grad(n), n.rows, t.cols(x), n.cols, n.p[0]);
-  });
-  t.at(y).p[0] = offset;
-  slice_forward<T>(t.value(y), t.value(x), t.rows(x), t.cols(x), C, offset);
-  return y;
+  return detail::cut(t, x, t.rows(x), C, t.rows(x), offset);
 }
 // Rows [first, first+count) of x[N, C]
 template <std::floating_point T>
@@ -348,13 +360,7 @@ var rows(basic_tape<T>& t, var x, std::size_t first, std::size_t count) {
   if (first + count > t.rows(x))
     throw error("rows: rows [" + std::to_string(first) + "," + std::to_string(first + count) +
                 ") are outside " + t.shape_of(x));
-  var y = t.make(count, t.cols(x), {x}, [](basic_tape<T>& t, const auto& n) {
-    var x = t.input_of(n, 0);
-    slice_backward<T>(t.grad(x), t.grad(n), 1, t.size(x), n.rows * n.cols, n.p[0]);
-  });
-  t.at(y).p[0] = first * t.cols(x);
-  slice_forward<T>(t.value(y), t.value(x), 1, t.size(x), t.size(y), first * t.cols(x));
-  return y;
+  return detail::cut(t, x, count, t.cols(x), 1, first * t.cols(x));
 }
 // The same values as [rows, cols] (row-major, so nothing moves)
 template <std::floating_point T>

@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Builds the benchmarks, then measures purevlm and the PyTorch reference of the seed model in
+the same run and prints them side by side, as medians and ratios.
+
+usage: python3 bench/compare.py [--build DIR] [--repetitions N] [--torch-seconds S] [--skip-torch]
+
+Prints: training samples/s (seed preset) for each batch size and thread count, with PyTorch's
+figure and the ratio; 2-thread scaling; the tensor/dot cost ratio of every attention size;
+inference µs per image; peak memory of mnist_vlm train on full MNIST when the data is there.
+PyTorch comes from Debian's python3-torch; without it that column says so.
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+
+root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw).stdout
+
+
+def medians(binary, reps, flt=None):
+    cmd = [binary, "--benchmark_format=json", f"--benchmark_repetitions={reps}",
+           "--benchmark_report_aggregates_only=true"]
+    if flt:
+        cmd.append(f"--benchmark_filter={flt}")
+    out = json.loads(run(cmd))
+    return {b["run_name"]: b for b in out["benchmarks"] if b.get("aggregate_name") == "median"}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(root, "build-bench"))
+    ap.add_argument("--repetitions", type=int, default=5)
+    ap.add_argument("--torch-seconds", type=float, default=4.0)
+    ap.add_argument("--skip-torch", action="store_true")
+    a = ap.parse_args()
+
+    run(["cmake", "-S", root, "-B", a.build, "-DCMAKE_BUILD_TYPE=Release", "-DPUREVLM_BUILD_BENCHMARKS=ON",
+         "-DPUREVLM_BUILD_TESTS=OFF", "-DPUREVLM_BUILD_EXAMPLES=ON"])
+    run(["cmake", "--build", a.build, "-j2"])
+    model = medians(os.path.join(a.build, "bench", "bench_model"), a.repetitions)
+    att = medians(os.path.join(a.build, "bench", "bench_attention"), a.repetitions)
+
+    torch = {}
+    if not a.skip_torch:
+        py = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+        p = subprocess.run([py, os.path.join(root, "bench", "reference", "seed_torch.py"), "speed", "--seconds",
+                            str(a.torch_seconds)], text=True, capture_output=True)
+        for line in p.stdout.splitlines():
+            if line.startswith("{"):
+                r = json.loads(line)
+                torch[(r["batch"], r["threads"])] = r["samples_per_second"]
+        if not torch:
+            print("PyTorch reference: " + (p.stdout.strip() or p.stderr.strip()))
+
+    print("\ntraining, seed preset (forward + backward + clipping + Adam), samples/s, medians of",
+          a.repetitions, "runs")
+    print(f"{'batch':>6} {'threads':>8} {'purevlm':>10} {'pytorch':>10} {'ratio':>7}")
+    best_c = best_t = 0.0
+    rate = {}
+    for name, b in model.items():
+        m = re.match(r"train_step/preset:0/batch:(\d+)/threads:(\d+)", name)
+        if not m:
+            continue
+        batch, threads = int(m.group(1)), int(m.group(2))
+        c = b["samples/s"]
+        rate[(batch, threads)] = c
+        t = torch.get((batch, threads))
+        best_c, best_t = max(best_c, c), max(best_t, t or 0)
+        print(f"{batch:>6} {threads:>8} {c:>10.0f} {t if t else float('nan'):>10.0f} {c / t if t else float('nan'):>7.2f}")
+    if best_t:
+        print(f"best purevlm / best pytorch: {best_c:.0f} / {best_t:.0f} = {best_c / best_t:.2f}x")
+    for batch in (16, 64):
+        if (batch, 1) in rate and (batch, 2) in rate:
+            print(f"2 threads / 1 thread at batch {batch}: {rate[(batch, 2)] / rate[(batch, 1)]:.2f}x")
+    for name, b in model.items():
+        if name.startswith("train_step/preset:1"):
+            print(f"default preset {name.split('/', 2)[2]}: {b['samples/s']:.0f} samples/s")
+    print("\nseed preset FLOP use: 2.8 MFLOP per sample; best rate reaches "
+          f"{best_c * 2.8e6 / 1e9:.1f} GFLOP/s of about 95 GFLOP/s one-core peak ({best_c * 2.8e6 / 95e9 * 100:.0f}%)")
+
+    print("\nattention, tensor score / dot score (forward+backward and forward), medians:")
+    worst = 0.0
+    for name, b in att.items():
+        if "_dot_" not in name:
+            continue
+        twin = att.get(name.replace("_dot_", "_tensor_"))
+        if twin:
+            r = twin["real_time"] / b["real_time"]
+            worst = max(worst, r) if "forward_backward" in name else worst
+            print(f"  {name.replace('attention_dot_', ''):<32} {r:5.2f}x   (tensor {twin['GFLOP/s'] / 1e9:.1f} GFLOP/s)")
+    print(f"worst forward+backward ratio: {worst:.2f}x")
+
+    for name, b in model.items():
+        if name.startswith("inference"):
+            print(f"\n{name}: {b['us/image']:.1f} µs per image (1 thread)", end="")
+    print()
+
+    data = os.path.join(root, "data", "mnist")
+    if os.path.exists(os.path.join(data, "train-images-idx3-ubyte.gz")) and os.path.exists("/usr/bin/time"):
+        p = subprocess.run(["/usr/bin/time", "-v", os.path.join(a.build, "examples", "mnist_vlm"), "train", "--steps",
+                            "300", "--threads", "2", "--data", data, "--save",
+                            os.path.join(a.build, "memcheck.ckpt")], text=True, capture_output=True)
+        m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr)
+        if m:
+            print(f"peak memory, mnist_vlm train on full MNIST (default preset, 2 threads): {int(m.group(1)) / 1024:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
