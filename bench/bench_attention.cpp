@@ -21,7 +21,7 @@ struct buffers {
     }
     out.resize(T * C); dq.resize(T * C); dk.resize(T * C); dv.resize(T * C);
     att.resize(H * T * T);
-    part.resize(score.factors * H * T * T);
+    part.resize(score.factors > 1 ? score.factors * H * T * T : 0);
     scratch.resize(attention_scratch_size(T, D));
   }
   void forward() { attention_forward<float>(out, att, part, scratch, q, k, v, T, T, C, H, score); }

@@ -93,7 +93,7 @@ def main():
         if twin:
             r = twin["real_time"] / b["real_time"]
             worst = max(worst, r) if "forward_backward" in name else worst
-            print(f"  {name.replace('attention_dot_', ''):<32} {r:5.2f}x   (tensor {twin['GFLOP/s'] / 1e9:.1f} GFLOP/s)")
+            print(f"  {name.replace('attention_dot_', ''):<32} {r:5.2f}x   (tensor {twin['GFLOP/s']:.1f} GFLOP/s)")
     print(f"worst forward+backward ratio: {worst:.2f}x")
 
     for name, b in model.items():

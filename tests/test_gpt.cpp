@@ -29,7 +29,7 @@ TEST_CASE("tensor score: hand-computed for one head") {
   std::vector<double> out(8), att(4), part(8), scratch(attention_scratch_size(2, 4));
   attention_forward<double>(out, att, part, scratch, q, k, v, 2, 2, 4, 1, attention_score::tensor(4));
   const double w1 = std::exp(0.5) / (1 + std::exp(0.5));
-  CHECK(att[1] == 0.0);  // query 0 cannot see key 1
+  CHECK(att[0] == doctest::Approx(1.0));  // query 0 sees only key 0
   CHECK(att[3] == doctest::Approx(w1));
   CHECK(out[4] == doctest::Approx(1 - w1));
   CHECK(out[5] == doctest::Approx(w1));

@@ -28,6 +28,9 @@ struct attention_score {
 inline std::size_t attention_scratch_size(std::size_t Tk, std::size_t D) { return 3 * D * Tk + 2 * Tk; }
 
 namespace detail {
+// Row loops run over w = n rounded up to a multiple of 8 (within Tk): whole vectors and no
+// scalar tail. The extra keys get attention weight exactly 0, so they change no value or gradient.
+inline std::size_t work_width(std::size_t n, std::size_t Tk) { return std::min(Tk, (n + 7) / 8 * 8); }
 // dst[d, t] = src[t, offset + d] for one head: [Tk, C] → [D, Tk]
 template <std::floating_point T>
 void head_transpose(T* dst, std::span<const T> src, std::size_t Tk, std::size_t C, std::size_t offset, std::size_t D) {
@@ -36,8 +39,8 @@ void head_transpose(T* dst, std::span<const T> src, std::size_t Tk, std::size_t 
 }
 }  // namespace detail
 
-// out[Tq,C]; saves att[H,Tq,Tk] (the softmax, zero above the causal limit) and
-// part[m,H,Tq,Tk] (each factor's partial score q_f·k_f, needed for the product rule).
+// out[Tq,C]; saves att[H,Tq,Tk] (the softmax; only t ≤ the causal limit is written) and, for
+// m ≥ 2, part[m,H,Tq,Tk] (each factor's partial score q_f·k_f, needed for the product rule).
 template <std::floating_point T>
 void attention_forward(std::span<T> out, std::span<T> att, std::span<T> part, std::span<T> scratch,
                        std::span<const T> q, std::span<const T> k, std::span<const T> v, std::size_t Tq,
@@ -50,24 +53,27 @@ void attention_forward(std::span<T> out, std::span<T> att, std::span<T> part, st
     detail::head_transpose(kT, k, Tk, C, h * D, D);
     for (std::size_t i = 0; i < Tq; ++i) {
       const std::size_t n = Tk - Tq + i + 1;  // causal: query i sees keys 0..n-1
+      const std::size_t w = detail::work_width(n, Tk);
       const T* qi = &q[i * C + h * D];
-      T* a = &att[(h * Tq + i) * Tk];
-      std::fill(a, a + Tk, T(0));
-      for (std::size_t f = 0; f < m; ++f) {  // part_f[t] = q_f · k_f[t], vectorized over t
-        T* pf = &part[f * HQK + (h * Tq + i) * Tk];
-        std::fill(pf, pf + Tk, T(0));
-        for (std::size_t d = f * Dm; d < (f + 1) * Dm; ++d) detail::axpy(pf, qi[d], kT + d * Tk, n);
-      }
-      for (std::size_t t = 0; t < n; ++t) {  // score = scale · Π_f part_f
-        T s = sc;
-        for (std::size_t f = 0; f < m; ++f) s *= part[f * HQK + (h * Tq + i) * Tk + t];
-        a[t] = s;
+      T* a = &att[(h * Tq + i) * Tk];  // entries past w are never read
+      if (m == 1) {  // dot score: a[t] = scale · q·k[t], no partial scores to keep
+        std::fill(a, a + w, T(0));
+        for (std::size_t d = 0; d < D; ++d) detail::axpy(a, sc * qi[d], kT + d * Tk, w);
+      } else {
+        std::fill(a, a + w, sc);
+        for (std::size_t f = 0; f < m; ++f) {  // part_f[t] = q_f · k_f[t], vectorized over t
+          T* pf = &part[f * HQK + (h * Tq + i) * Tk];
+          std::fill(pf, pf + w, T(0));
+          for (std::size_t d = f * Dm; d < (f + 1) * Dm; ++d) detail::axpy(pf, qi[d], kT + d * Tk, w);
+          for (std::size_t t = 0; t < w; ++t) a[t] *= pf[t];  // score = scale · Π_f part_f
+        }
       }
       const T mx = *std::max_element(a, a + n);
       T sum = 0;
       for (std::size_t t = 0; t < n; ++t) sum += (a[t] = std::exp(a[t] - mx));
       const T inv = T(1) / sum;
       for (std::size_t t = 0; t < n; ++t) a[t] *= inv;
+      std::fill(a + n, a + w, T(0));  // the future: zero weight, so its gradients vanish too
       T* oi = &out[i * C + h * D];
       for (std::size_t t = 0; t < n; ++t) detail::axpy(oi, a[t], &v[t * C + h * D], D);
     }
@@ -87,26 +93,26 @@ void attention_backward(std::span<T> dq, std::span<T> dk, std::span<T> dv, std::
     detail::head_transpose(vT, v, Tk, C, h * D, D);
     std::fill(dkT, dkT + D * Tk, T(0));
     for (std::size_t i = 0; i < Tq; ++i) {
-      const std::size_t n = Tk - Tq + i + 1;
+      const std::size_t n = Tk - Tq + i + 1, w = detail::work_width(n, Tk);
       const T* a = &att[(h * Tq + i) * Tk];
       const T* doi = &dout[i * C + h * D];
       const T* qi = &q[i * C + h * D];
-      std::fill(datt, datt + n, T(0));
-      for (std::size_t d = 0; d < D; ++d) detail::axpy(datt, doi[d], vT + d * Tk, n);  // ∂out_i/∂att_t = v_t
+      std::fill(datt, datt + w, T(0));
+      for (std::size_t d = 0; d < D; ++d) detail::axpy(datt, doi[d], vT + d * Tk, w);  // ∂out_i/∂att_t = v_t
       for (std::size_t t = 0; t < n; ++t) detail::axpy(&dv[t * C + h * D], a[t], doi, D);  // ∂out_i/∂v_t = att_t
-      const T s = detail::dot(a, datt, n);
-      for (std::size_t t = 0; t < n; ++t) datt[t] = a[t] * (datt[t] - s);  // now d(score): softmax backward
+      const T s = detail::dot(a, datt, w);
+      for (std::size_t t = 0; t < w; ++t) datt[t] = a[t] * (datt[t] - s);  // now d(score): softmax backward
       for (std::size_t f = 0; f < m; ++f) {
         // ∂score/∂(q_f·k_f) = scale · Π_{o≠f} part_o; for m = 2: ds1 = dscore · s2 / D
-        for (std::size_t t = 0; t < n; ++t) {
-          T gt = datt[t] * sc;
-          for (std::size_t o = 0; o < m; ++o)
-            if (o != f) gt *= part[o * HQK + (h * Tq + i) * Tk + t];
-          g[t] = gt;
-        }
+        for (std::size_t t = 0; t < w; ++t) g[t] = datt[t] * sc;
+        for (std::size_t o = 0; o < m; ++o)
+          if (o != f) {
+            const T* po = &part[o * HQK + (h * Tq + i) * Tk];
+            for (std::size_t t = 0; t < w; ++t) g[t] *= po[t];
+          }
         for (std::size_t d = f * Dm; d < (f + 1) * Dm; ++d) {
-          dq[i * C + h * D + d] += detail::dot(g, kT + d * Tk, n);  // dq_f += Σ_t g_t k_f[t]
-          detail::axpy(dkT + d * Tk, qi[d], g, n);                   // dk_f[t] += g_t q_f
+          dq[i * C + h * D + d] += detail::dot(g, kT + d * Tk, w);  // dq_f += Σ_t g_t k_f[t]
+          detail::axpy(dkT + d * Tk, qi[d], g, w);                   // dk_f[t] += g_t q_f
         }
       }
     }
@@ -127,18 +133,18 @@ var attention(basic_tape<T>& t, var q, var k, var v, std::size_t H, attention_sc
   var y = t.make(Tq, C, {q, k, v}, [](basic_tape<T>& t, const auto& n) {
     var q = t.input_of(n, 0), k = t.input_of(n, 1), v = t.input_of(n, 2);
     const std::size_t Tq = n.rows, Tk = t.rows(k), H = n.p[0], m = n.p[1], HQK = H * Tq * Tk;
-    auto saved = t.saved(n, HQK * (1 + m) + attention_scratch_size(Tk, n.cols / H));
-    attention_backward<T>(t.grad(q), t.grad(k), t.grad(v), saved.subspan(HQK * (1 + m)), t.grad(n),
-                          saved.first(HQK), saved.subspan(HQK, m * HQK), t.value(q), t.value(k), t.value(v),
+    const std::size_t parts = m > 1 ? m * HQK : 0;
+    auto saved = t.saved(n, HQK + parts + attention_scratch_size(Tk, n.cols / H));
+    attention_backward<T>(t.grad(q), t.grad(k), t.grad(v), saved.subspan(HQK + parts), t.grad(n),
+                          saved.first(HQK), saved.subspan(HQK, parts), t.value(q), t.value(k), t.value(v),
                           Tq, Tk, n.cols, H, {m, double(n.c[0])});
   });
   t.at(y).p[0] = H;
   t.at(y).p[1] = score.factors;
   t.at(y).c[0] = T(score.scale);
-  const std::size_t HQK = H * Tq * Tk;
-  auto saved = t.save(y, HQK * (1 + score.factors) + attention_scratch_size(Tk, C / H));
-  attention_forward<T>(t.value(y), saved.first(HQK), saved.subspan(HQK, score.factors * HQK),
-                       saved.subspan(HQK * (1 + score.factors)), t.value(q),
+  const std::size_t HQK = H * Tq * Tk, parts = score.factors > 1 ? score.factors * HQK : 0;
+  auto saved = t.save(y, HQK + parts + attention_scratch_size(Tk, C / H));
+  attention_forward<T>(t.value(y), saved.first(HQK), saved.subspan(HQK, parts), saved.subspan(HQK + parts), t.value(q),
                        t.value(k), t.value(v), Tq, Tk, C, H, score);
   return y;
 }
