@@ -14,9 +14,38 @@ using T = double;
 
 TEST_CASE("matmul: hand-computed and gradients") {
   // [1 2; 3 4] · [[1 0],[1 1],[0 2]]ᵀ = [1 3 4; 3 7 8]
-  std::vector<double> x{1, 2, 3, 4}, w{1, 0, 1, 1, 0, 2}, y(6);
-  matmul_forward<T>(y, x, w, 2, 2, 3);
+  std::vector<double> x{1, 2, 3, 4}, w{1, 0, 1, 1, 0, 2}, y(6), scratch(6);
+  matmul_forward<T>(y, x, w, 2, 2, 3, scratch);
   CHECK(y == std::vector<double>{1, 3, 4, 3, 7, 8});
+  // the blocked path (N ≥ 4, row and column remainders) against the definition, forward and backward
+  rng g(2);
+  for (std::size_t N : {4, 5, 9})
+    for (std::size_t O : {3, 8, 17}) {
+      const std::size_t I = 7;
+      std::vector<float> in(N * I), wt(O * I), out(N * O), dout(N * O), din(N * I), dw(O * I),
+          sc(matmul_scratch_size(N, I, O));
+      for (auto* v : {&in, &wt, &dout}) for (float& e : *v) e = float(g.normal());
+      matmul_forward<float>(out, in, wt, N, I, O, sc);
+      matmul_backward<float>(din, dw, dout, in, wt, N, I, O, sc);
+      for (std::size_t n = 0; n < N; ++n)
+        for (std::size_t o = 0; o < O; ++o) {
+          double want = 0;
+          for (std::size_t i = 0; i < I; ++i) want += double(in[n * I + i]) * wt[o * I + i];
+          REQUIRE(out[n * O + o] == doctest::Approx(want).epsilon(1e-5));
+        }
+      for (std::size_t o = 0; o < O; ++o)
+        for (std::size_t i = 0; i < I; ++i) {
+          double want = 0;
+          for (std::size_t n = 0; n < N; ++n) want += double(dout[n * O + o]) * in[n * I + i];
+          REQUIRE(dw[o * I + i] == doctest::Approx(want).epsilon(1e-5));
+        }
+      for (std::size_t n = 0; n < N; ++n)
+        for (std::size_t i = 0; i < I; ++i) {
+          double want = 0;
+          for (std::size_t o = 0; o < O; ++o) want += double(dout[n * O + o]) * wt[o * I + i];
+          REQUIRE(din[n * I + i] == doctest::Approx(want).epsilon(1e-5));
+        }
+    }
   auto ps = store({{"x", 3, 5}, {"w", 4, 5}});
   PUREVLM_REQUIRE_GRADCHECK(gradcheck(ps, [](auto& t, auto& ps) {
     return readout(t, matmul(t, t.parameter(ps, 0), t.parameter(ps, 1)));

@@ -10,6 +10,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 
 namespace purevlm {
@@ -32,39 +33,82 @@ template <std::floating_point T>
 inline void axpy(T* y, T a, const T* x, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
+
+// One 32-byte vector of T (8 floats, 4 doubles), a GCC/Clang extension: the single place where
+// purevlm spells out vectorization, because the compiler would not register-block gemm itself.
+template <std::floating_point T>
+struct simd {
+  using type [[gnu::vector_size(32)]] = T;
+};
+
+// C[N,M] += A[N,K] · B[K,M], row-major. Four rows of C times one vector of columns are kept in
+// four registers while k runs, so each vector of B is loaded once for four FMAs; column and row
+// remainders fall back to plain loops. Every matmul, forward and backward, runs through here.
+template <std::floating_point T>
+void gemm_accumulate(T* C, const T* A, const T* B, std::size_t N, std::size_t K, std::size_t M) {
+  using V = typename simd<T>::type;
+  constexpr std::size_t L = sizeof(V) / sizeof(T);
+  std::size_t n = 0;
+  for (; n + 4 <= N; n += 4) {
+    const T *a0 = A + n * K, *a1 = a0 + K, *a2 = a1 + K, *a3 = a2 + K;
+    T *c0 = C + n * M, *c1 = c0 + M, *c2 = c1 + M, *c3 = c2 + M;
+    std::size_t m = 0;
+    for (; m + L <= M; m += L) {
+      V s0, s1, s2, s3, b;  // memcpy: unaligned loads and stores, no aliasing questions
+      std::memcpy(&s0, c0 + m, sizeof s0); std::memcpy(&s1, c1 + m, sizeof s1);
+      std::memcpy(&s2, c2 + m, sizeof s2); std::memcpy(&s3, c3 + m, sizeof s3);
+      for (std::size_t k = 0; k < K; ++k) {
+        std::memcpy(&b, B + k * M + m, sizeof b);
+        s0 += a0[k] * b; s1 += a1[k] * b; s2 += a2[k] * b; s3 += a3[k] * b;
+      }
+      std::memcpy(c0 + m, &s0, sizeof s0); std::memcpy(c1 + m, &s1, sizeof s1);
+      std::memcpy(c2 + m, &s2, sizeof s2); std::memcpy(c3 + m, &s3, sizeof s3);
+    }
+    for (; m < M; ++m)
+      for (std::size_t k = 0; k < K; ++k) {
+        const T b = B[k * M + m];
+        c0[m] += a0[k] * b; c1[m] += a1[k] * b; c2[m] += a2[k] * b; c3[m] += a3[k] * b;
+      }
+  }
+  for (; n < N; ++n)
+    for (std::size_t k = 0; k < K; ++k) axpy(C + n * M, A[n * K + k], B + k * M, M);
+}
+
+// dst[c, r] = src[r, c] for src [R, C]
+template <std::floating_point T>
+void transpose(T* dst, const T* src, std::size_t R, std::size_t C) {
+  for (std::size_t r = 0; r < R; ++r)
+    for (std::size_t c = 0; c < C; ++c) dst[c * R + r] = src[r * C + c];
+}
 }  // namespace detail
 
 // ---- matmul: out[N,O] = in[N,I] · weight[O,I]ᵀ (weights act as W·x, rows are outputs) ----
-// With N ≥ 4 rows and room in `weight_t` (O·I), the weight is transposed once and each output row
-// is built as Σ_i in[n,i] · weightᵀ[i,:], a loop of contiguous axpys that vectorizes over O;
-// otherwise each output is a dot product (the right shape for one row, as in the tokenizer).
+// scratch: O·max(I, N) values. With several rows the weight is transposed into it once and the
+// product runs through the blocked gemm; a single row (the tokenizer's image) is O dot products.
+inline std::size_t matmul_scratch_size(std::size_t N, std::size_t I, std::size_t O) { return O * (I > N ? I : N); }
+
 template <std::floating_point T>
 void matmul_forward(std::span<T> out, std::span<const T> in, std::span<const T> weight,
-                    std::size_t N, std::size_t I, std::size_t O, std::span<T> weight_t = {}) {
-  if (N >= 4 && weight_t.size() >= O * I) {
-    for (std::size_t o = 0; o < O; ++o)
-      for (std::size_t i = 0; i < I; ++i) weight_t[i * O + o] = weight[o * I + i];
-    for (std::size_t n = 0; n < N; ++n) {
-      T* y = &out[n * O];
-      std::fill(y, y + O, T(0));
-      for (std::size_t i = 0; i < I; ++i) detail::axpy(y, in[n * I + i], &weight_t[i * O], O);
-    }
+                    std::size_t N, std::size_t I, std::size_t O, std::span<T> scratch) {
+  if (N < 4) {
+    for (std::size_t n = 0; n < N; ++n)
+      for (std::size_t o = 0; o < O; ++o) out[n * O + o] = detail::dot(&in[n * I], &weight[o * I], I);
     return;
   }
-  for (std::size_t n = 0; n < N; ++n)
-    for (std::size_t o = 0; o < O; ++o) out[n * O + o] = detail::dot(&in[n * I], &weight[o * I], I);
+  detail::transpose(scratch.data(), weight.data(), O, I);  // weightᵀ [I, O]
+  std::fill(out.begin(), out.end(), T(0));
+  detail::gemm_accumulate(out.data(), in.data(), scratch.data(), N, I, O);
 }
+// din += dout · weight; dweight += doutᵀ · in (either may be empty: not wanted)
 template <std::floating_point T>
 void matmul_backward(std::span<T> din, std::span<T> dweight, std::span<const T> dout,
                      std::span<const T> in, std::span<const T> weight,
-                     std::size_t N, std::size_t I, std::size_t O) {
-  for (std::size_t n = 0; n < N; ++n)
-    for (std::size_t o = 0; o < O; ++o) {
-      const T d = dout[n * O + o];
-      if (d == T(0)) continue;  // ReLU and masks leave many exact zeros
-      if (!din.empty()) detail::axpy(&din[n * I], d, &weight[o * I], I);        // din = dout · W
-      if (!dweight.empty()) detail::axpy(&dweight[o * I], d, &in[n * I], I);    // dW = doutᵀ · in
-    }
+                     std::size_t N, std::size_t I, std::size_t O, std::span<T> scratch) {
+  if (!din.empty()) detail::gemm_accumulate(din.data(), dout.data(), weight.data(), N, O, I);
+  if (!dweight.empty()) {
+    detail::transpose(scratch.data(), dout.data(), N, O);  // doutᵀ [O, N]
+    detail::gemm_accumulate(dweight.data(), scratch.data(), in.data(), O, N, I);
+  }
 }
 
 // ---- elementwise: add, Hadamard product, scale, ReLU, clamp ----

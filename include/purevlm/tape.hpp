@@ -160,9 +160,12 @@ var matmul(basic_tape<T>& t, var x, var w) {
   const std::size_t N = t.rows(x), I = t.cols(x), O = t.rows(w);
   var y = t.make(N, O, {x, w}, [](basic_tape<T>& t, const auto& n) {
     var x = t.input_of(n, 0), w = t.input_of(n, 1);
-    matmul_backward<T>(t.grad(x), t.grad(w), t.grad(n), t.value(x), t.value(w), n.rows, t.cols(x), n.cols);
+    const std::size_t I = t.cols(x);
+    matmul_backward<T>(t.grad(x), t.grad(w), t.grad(n), t.value(x), t.value(w), n.rows, I, n.cols,
+                       t.saved(n, matmul_scratch_size(n.rows, I, n.cols)));
   });
-  matmul_forward<T>(t.value(y), t.value(x), t.value(w), N, I, O, N >= 4 ? t.save(y, O * I) : std::span<T>{});
+  auto scratch = t.save(y, matmul_scratch_size(N, I, O));
+  matmul_forward<T>(t.value(y), t.value(x), t.value(w), N, I, O, scratch);
   return y;
 }
 
