@@ -203,7 +203,8 @@ public:
     }
   }
 
-  output forward(basic_tape<T>& t, basic_parameters<T>& ps, std::span<T> grads, var x) const {
+  // with_recon = false skips the reconstruction error (generation does not need it).
+  output forward(basic_tape<T>& t, basic_parameters<T>& ps, std::span<T> grads, var x, bool with_recon = true) const {
     if (t.size(x) != cfg_.pixels)
       throw error("tokenizer: image of " + std::to_string(t.size(x)) + " values, config.pixels is " +
                   std::to_string(cfg_.pixels));
@@ -223,7 +224,7 @@ public:
       for (std::size_t i = 0; i < direct_[k].size(); ++i) { ws[i] = p(direct_[k][i]); xs[i] = x; }
       var d = product_of_projections<T>(t, std::span<const var>(ws, direct_[k].size()),
                                         std::span<const var>(xs, direct_[k].size()));  // degree n
-      if (cfg_.reconstruction && k == cfg_.recon_index()) {
+      if (with_recon && cfg_.reconstruction && k == cfg_.recon_index()) {
         out.recon = seed_reconstruction_error(t, d, ws[0], ws[1], x);
         out.has_recon = true;
       }

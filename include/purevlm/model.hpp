@@ -119,7 +119,7 @@ public:
   // The name the model writes for an image, decoded greedily unless told otherwise.
   std::string generate(basic_tape<T>& t, std::span<const T> image, const decoding& how = {}, rng* g = nullptr) {
     t.reset();
-    auto vis = vision(t, image, params_.grads());
+    auto vis = vision(t, image, params_.grads(), false);
     const std::int32_t bos = vocab_.bos();
     var prefix = stack(t, vis.tokens, gpt_.embed(t, params_, params_.grads(), std::span(&bos, 1), cfg_.vision_positions));
     const std::size_t max_new = cfg_.gpt.block_size - cfg_.vision_positions;
@@ -157,11 +157,11 @@ private:
     var recon;
     bool has_recon = false;
   };
-  vision_result vision(basic_tape<T>& t, std::span<const T> image, std::span<T> grads) {
+  vision_result vision(basic_tape<T>& t, std::span<const T> image, std::span<T> grads, bool with_recon = true) {
     if (image.size() != cfg_.tokenizer.pixels)
       throw error("vlm: image of " + std::to_string(image.size()) + " values, the model takes " +
                   std::to_string(cfg_.tokenizer.pixels) + " (pooled 14x14)");
-    auto tok = tokenizer_.forward(t, params_, grads, t.input(image, 1, image.size()));
+    auto tok = tokenizer_.forward(t, params_, grads, t.input(image, 1, image.size()), with_recon);
     var f = tok.features;
     const std::size_t Tv = cfg_.vision_positions;
     if (cfg_.vision == vision_mode::chunked) f = reshape(t, f, Tv, t.size(f) / Tv);

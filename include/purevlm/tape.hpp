@@ -73,9 +73,7 @@ public:
   var make(std::size_t rows, std::size_t cols, std::span<const var> in, backward_fn back) {
     node n;
     n.backward = back; n.rows = rows; n.cols = cols;
-    n.value = values_.size();
-    values_.resize(values_.size() + rows * cols);  // new elements are zero
-    grads_.resize(values_.size());
+    n.value = take(values_, values_used_, rows * cols);
     n.inputs = ints_.size(); n.n_inputs = in.size();
     for (var v : in) ints_.push_back(std::int32_t(v.id));
     nodes_.push_back(n);
@@ -83,8 +81,7 @@ public:
   }
   // Scratch an op keeps for its backward (a softmax, an RMS scale), attached to node v.
   std::span<T> save(var v, std::size_t count) {
-    nodes_[v.id].saved = saved_.size();
-    saved_.resize(saved_.size() + count);
+    nodes_[v.id].saved = take(saved_, saved_used_, count);
     return saved(nodes_[v.id], count);
   }
   // Integers an op keeps (token ids, targets), attached to node v.
@@ -106,6 +103,7 @@ public:
     return {n.ext_value ? n.ext_value : values_.data() + n.value, n.rows * n.cols};
   }
   std::span<T> grad(const node& n) {
+    if (!n.ext_grad && grads_.size() < values_.size()) grads_.resize(values_.size());
     return {n.ext_grad ? n.ext_grad : grads_.data() + n.value, n.rows * n.cols};
   }
   std::span<T> saved(const node& n, std::size_t count) { return {saved_.data() + n.saved, count}; }
@@ -120,12 +118,19 @@ public:
   // d(loss)/d(every node); parameter gradients are accumulated into their external storage.
   void backward(var loss) {
     if (size(loss) != 1) throw error("backward: loss must be a scalar, got " + shape_of(loss));
+    // node gradients are zeroed here, not as nodes are made: a forward-only tape never pays for them
+    if (grads_.size() < values_.size()) grads_.resize(values_.size());
+    std::fill(grads_.begin(), grads_.begin() + std::ptrdiff_t(values_used_), T(0));
     grad(loss)[0] += T(1);
     for (std::size_t i = nodes_.size(); i-- > 0;)
       if (nodes_[i].backward) nodes_[i].backward(*this, nodes_[i]);
   }
   // Forget the graph, keep the memory.
-  void reset() { nodes_.clear(); values_.clear(); grads_.clear(); saved_.clear(); ints_.clear(); }
+  void reset() {
+    nodes_.clear();
+    ints_.clear();
+    values_used_ = saved_used_ = 0;
+  }
   // Bytes reserved by the arenas: constant from the second identical step on.
   std::size_t capacity_bytes() const {
     return nodes_.capacity() * sizeof(node) + (values_.capacity() + grads_.capacity() + saved_.capacity()) * sizeof(T) +
@@ -142,7 +147,16 @@ public:
 
 private:
   std::vector<node> nodes_;
+  // Arenas only grow; reset() rewinds the used counts. Every forward kernel writes its whole
+  // output, so values need no zeroing when a slot is reused.
+  static std::size_t take(std::vector<T>& arena, std::size_t& used, std::size_t count) {
+    const std::size_t at = used;
+    used += count;
+    if (arena.size() < used) arena.resize(std::max(used, 2 * arena.size()));
+    return at;
+  }
   std::vector<T> values_, grads_, saved_;
+  std::size_t values_used_ = 0, saved_used_ = 0;
   std::vector<std::int32_t> ints_;  // node inputs, token ids, targets
 };
 
