@@ -36,8 +36,9 @@ public:
       throw error("trainer: images of " + std::to_string(data_.images.rows) + "x" + std::to_string(data_.images.cols) +
                   " do not pool to the model's " + std::to_string(model.config().tokenizer.pixels) + " pixels");
     for (const auto& name : model.vocab().class_names()) texts_.push_back(model.vocab().encode(name));
-    for (auto& w : workers_) {
-      w.grads.resize(model.parameter_count());
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+      auto& w = workers_[i];
+      if (i > 0) w.grads.resize(model.parameter_count());  // worker 0 accumulates into the model's own
       w.x.resize(model.config().tokenizer.pixels);
       w.moved.resize(data_.images.rows * data_.images.cols);
     }
@@ -48,22 +49,23 @@ public:
     const std::size_t B = tc.batch, W = workers_.size();
     plan_.resize(B);
     for (std::size_t j = 0; j < B; ++j) plan_[j] = sample_for(std::uint64_t(step_) * B + j);
-    auto run = [&](std::size_t w) { run_worker(workers_[w], (w * B) / W, ((w + 1) * B) / W); };
+    auto& ps = model_.parameters();
+    auto grads = ps.grads();
+    auto run = [&](std::size_t w) {
+      run_worker(workers_[w], w == 0 ? grads : std::span<T>(workers_[w].grads), (w * B) / W, ((w + 1) * B) / W);
+    };
     std::vector<std::thread> pool;  // W - 1 helpers; worker 0 runs here
     for (std::size_t w = 1; w < W; ++w) pool.emplace_back(run, w);
     run(0);
     for (auto& t : pool) t.join();
 
-    auto& ps = model_.parameters();
-    auto grads = ps.grads();
     step_stats s;
-    std::fill(grads.begin(), grads.end(), T(0));
-    for (const auto& w : workers_) {  // fixed order: deterministic sums
-      for (std::size_t i = 0; i < grads.size(); ++i) grads[i] += w.grads[i];
-      s.loss += w.loss; s.text_loss += w.text; s.recon += w.recon;
+    for (std::size_t w = 0; w < W; ++w) {  // fixed order: deterministic sums
+      if (w > 0) detail::axpy(grads.data(), T(1), workers_[w].grads.data(), grads.size());
+      s.loss += workers_[w].loss; s.text_loss += workers_[w].text; s.recon += workers_[w].recon;
     }
-    const T inv = T(1) / T(B);
-    for (T& g : grads) g *= inv;
+    if (B > 1)
+      for (T& g : grads) g *= T(1) / T(B);
     s.loss /= double(B); s.text_loss /= double(B); s.recon /= double(B);
     if (tc.clip_matrix > 0)
       for (std::size_t i = 0; i < ps.entries().size(); ++i)
@@ -75,7 +77,7 @@ public:
     s.finite = std::isfinite(s.loss) && std::isfinite(s.grad_norm);
     if (s.finite) {  // a non-finite gradient never reaches the parameters
       adam_.step(ps.values(), grads, s.lr);
-      for (T v : ps.values()) if (!std::isfinite(v)) { s.finite = false; break; }
+      s.finite = std::isfinite(l2_norm<T>(ps.values()));  // finite iff every parameter is
     }
     ++step_;
     return s;
@@ -94,7 +96,7 @@ private:
   };
   struct worker {
     basic_tape<T> tape;
-    std::vector<T> grads, x;
+    std::vector<T> grads, x;  // grads: unused by worker 0
     std::vector<std::uint8_t> moved;
     double loss = 0, text = 0, recon = 0;
   };
@@ -124,8 +126,8 @@ private:
     return p;
   }
 
-  void run_worker(worker& w, std::size_t begin, std::size_t end) {
-    std::fill(w.grads.begin(), w.grads.end(), T(0));
+  void run_worker(worker& w, std::span<T> grads, std::size_t begin, std::size_t end) {
+    std::fill(grads.begin(), grads.end(), T(0));
     w.loss = w.text = w.recon = 0;
     const std::size_t rows = data_.images.rows, cols = data_.images.cols;
     for (std::size_t j = begin; j < end; ++j) {
@@ -137,7 +139,7 @@ private:
       }
       prepare<T>(w.x, img, rows, cols);
       w.tape.reset();
-      auto r = model_.forward(w.tape, w.x, texts_[data_.labels[p.index]], w.grads);
+      auto r = model_.forward(w.tape, w.x, texts_[data_.labels[p.index]], grads);
       w.tape.backward(r.loss);
       w.loss += double(w.tape.value(r.loss)[0]);
       w.text += double(w.tape.value(r.text_loss)[0]);
