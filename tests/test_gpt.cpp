@@ -113,6 +113,23 @@ TEST_CASE("KV-cached decoding gives the logits of the full recomputation, to 1e-
   }
 }
 
+TEST_CASE("logits from a later row: the last layer runs only the rows that reach the LM head, same logits") {
+  basic_parameters<float> ps;
+  rng g(12);
+  gpt_config cfg = seed_gpt();
+  cfg.n_layer = 2;
+  basic_gpt<float> gpt(cfg, ps, g);
+  auto in = tokens(36, 13);
+  basic_tape<float> t;
+  auto all = t.value(gpt.forward(t, ps, ps.grads(), gpt.embed(t, ps, ps.grads(), in, 0)));
+  std::vector<float> full(all.begin(), all.end());
+  basic_tape<float> u;
+  var tail = gpt.forward(u, ps, ps.grads(), gpt.embed(u, ps, ps.grads(), in, 0), nullptr, 28);
+  REQUIRE(u.rows(tail) == 8);
+  auto part = u.value(tail);
+  for (std::size_t i = 0; i < part.size(); ++i) CHECK(part[i] == doctest::Approx(full[28 * 17 + i]).epsilon(1e-5));
+}
+
 TEST_CASE("word trie and constrained decoding: an untrained model can only emit listed words") {
   vocabulary vocab(mnist_class_names());
   vlm model(vlm_config::seed(), vocab, 123);

@@ -178,20 +178,27 @@ public:
     auto p = [&](std::size_t i) { return t.parameter(ps, i, grads); };
     if (cache && cache->k.size() != layers_.size()) { cache->k.resize(layers_.size()); cache->v.resize(layers_.size()); }
     x = rmsnorm(t, x);  // every position normalised once on entry
+    const std::size_t T_in = t.rows(x);
     for (std::size_t l = 0; l < layers_.size(); ++l) {
       const layer_index& w = layers_[l];
       var xn = rmsnorm(t, x);
-      var q = matmul(t, xn, p(w.wq)), k = matmul(t, xn, p(w.wk)), v = matmul(t, xn, p(w.wv));
+      var k = matmul(t, xn, p(w.wk)), v = matmul(t, xn, p(w.wv));
       if (cache) {
         k = cached(t, cache->k[l], k);
         v = cached(t, cache->v[l], v);
       }
+      if (l + 1 == layers_.size() && logits_from > 0) {
+        // Past the last layer's keys and values only rows that reach the LM head matter: their
+        // queries attend to every key, and the other rows skip the rest of the block. Exact.
+        x = rows(t, x, logits_from, t.rows(x) - logits_from);
+        xn = rows(t, xn, logits_from, t.rows(xn) - logits_from);
+      }
+      var q = matmul(t, xn, p(w.wq));
       x = add(t, x, matmul(t, attention(t, q, k, v, cfg_.n_head, cfg_.attention()), p(w.wo)));
       var hn = rmsnorm(t, x);
       x = add(t, x, matmul(t, relu(t, matmul(t, hn, p(w.fc1))), p(w.fc2)));
     }
-    if (cache) cache->positions += t.rows(x);
-    if (logits_from > 0) x = rows(t, x, logits_from, t.rows(x) - logits_from);
+    if (cache) cache->positions += T_in;
     return matmul(t, x, p(lm_head_));
   }
 
