@@ -7,6 +7,9 @@
 #pragma once
 
 #include <cmath>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
 #include <numeric>
 #include <thread>
 #include <vector>
@@ -16,6 +19,66 @@
 #include "model.hpp"
 
 namespace purevlm {
+
+namespace detail {
+// Helper threads that live as long as their owner and sleep between jobs: run(job) wakes them,
+// calls job(0) on the calling thread and job(1..n) on the helpers, and returns when all are done.
+// (Starting threads every step cost more than a small batch's work is worth.)
+class worker_pool {
+public:
+  explicit worker_pool(std::size_t helpers) {
+    for (std::size_t i = 0; i < helpers; ++i) threads_.emplace_back([this, i] { loop(i + 1); });
+  }
+  ~worker_pool() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  worker_pool(const worker_pool&) = delete;
+  worker_pool& operator=(const worker_pool&) = delete;
+
+  template <class Job>
+  void run(Job&& job) {
+    std::function<void(std::size_t)> f(std::ref(job));  // a reference: no allocation
+    {
+      std::lock_guard lock(mutex_);
+      job_ = &f;
+      pending_ = threads_.size();
+      ++generation_;
+    }
+    wake_.notify_all();
+    job(0);
+    std::unique_lock lock(mutex_);
+    done_.wait(lock, [this] { return pending_ == 0; });
+  }
+
+private:
+  void loop(std::size_t index) {
+    std::uint64_t seen = 0;
+    for (;;) {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      if (stop_) return;
+      seen = generation_;
+      const auto* job = job_;
+      lock.unlock();
+      (*job)(index);
+      lock.lock();
+      if (--pending_ == 0) done_.notify_one();
+    }
+  }
+  std::vector<std::thread> threads_;
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  const std::function<void(std::size_t)>* job_ = nullptr;
+  std::size_t pending_ = 0;
+  std::uint64_t generation_ = 0;
+  bool stop_ = false;
+};
+}  // namespace detail
 
 struct step_stats {
   double loss = 0, text_loss = 0, recon = 0;  // means over the batch
@@ -54,10 +117,7 @@ public:
     auto run = [&](std::size_t w) {
       run_worker(workers_[w], w == 0 ? grads : std::span<T>(workers_[w].grads), (w * B) / W, ((w + 1) * B) / W);
     };
-    std::vector<std::thread> pool;  // W - 1 helpers; worker 0 runs here
-    for (std::size_t w = 1; w < W; ++w) pool.emplace_back(run, w);
-    run(0);
-    for (auto& t : pool) t.join();
+    pool_.run(run);  // worker 0 on this thread, the others on the pool's helpers
 
     step_stats s;
     for (std::size_t w = 0; w < W; ++w) {  // fixed order: deterministic sums
@@ -152,6 +212,7 @@ private:
   std::uint64_t seed_;
   basic_adam<T> adam_;
   std::vector<worker> workers_;
+  detail::worker_pool pool_{workers_.size() - 1};
   std::vector<std::vector<std::int32_t>> texts_;  // encoded name per class
   std::vector<planned> plan_;
   std::vector<std::size_t> perm_;
