@@ -6,6 +6,7 @@
 // takes one Adam step. Which sample a step sees depends only on (seed, step): resuming is exact.
 #pragma once
 
+#include <atomic>
 #include <cmath>
 #include <condition_variable>
 #include <functional>
@@ -21,9 +22,10 @@
 namespace purevlm {
 
 namespace detail {
-// Helper threads that live as long as their owner and sleep between jobs: run(job) wakes them,
-// calls job(0) on the calling thread and job(1..n) on the helpers, and returns when all are done.
-// (Starting threads every step cost more than a small batch's work is worth.)
+// Helper threads that live as long as their owner: run(job) calls job(0) on the calling thread
+// and job(1..n) on the helpers, and returns when all are done. Between jobs a helper spins for a
+// short while before it sleeps, because training steps follow each other within microseconds
+// and waking a sleeping thread costs about as much as a small batch's work.
 class worker_pool {
 public:
   explicit worker_pool(std::size_t helpers) {
@@ -43,40 +45,38 @@ public:
   template <class Job>
   void run(Job&& job) {
     std::function<void(std::size_t)> f(std::ref(job));  // a reference: no allocation
-    {
-      std::lock_guard lock(mutex_);
-      job_ = &f;
-      pending_ = threads_.size();
-      ++generation_;
-    }
+    job_ = &f;
+    pending_.store(threads_.size(), std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_release);  // publishes job_ and pending_
+    { std::lock_guard lock(mutex_); }                       // a helper about to sleep sees it
     wake_.notify_all();
     job(0);
-    std::unique_lock lock(mutex_);
-    done_.wait(lock, [this] { return pending_ == 0; });
+    while (pending_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
   }
 
 private:
   void loop(std::size_t index) {
     std::uint64_t seen = 0;
     for (;;) {
-      std::unique_lock lock(mutex_);
-      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      const auto* job = job_;
-      lock.unlock();
-      (*job)(index);
-      lock.lock();
-      if (--pending_ == 0) done_.notify_one();
+      for (int spin = 0; spin < 20000 && generation_.load(std::memory_order_acquire) == seen; ++spin)
+        std::this_thread::yield();
+      if (generation_.load(std::memory_order_acquire) == seen) {
+        std::unique_lock lock(mutex_);
+        wake_.wait(lock, [&] { return stop_ || generation_.load(std::memory_order_acquire) != seen; });
+        if (stop_) return;
+      }
+      seen = generation_.load(std::memory_order_acquire);
+      (*job_)(index);
+      pending_.fetch_sub(1, std::memory_order_acq_rel);
     }
   }
   std::vector<std::thread> threads_;
   std::mutex mutex_;
-  std::condition_variable wake_, done_;
+  std::condition_variable wake_;
   const std::function<void(std::size_t)>* job_ = nullptr;
-  std::size_t pending_ = 0;
-  std::uint64_t generation_ = 0;
-  bool stop_ = false;
+  std::atomic<std::size_t> pending_{0};
+  std::atomic<std::uint64_t> generation_{0};
+  bool stop_ = false;  // guarded by mutex_
 };
 }  // namespace detail
 
@@ -154,7 +154,7 @@ private:
     std::size_t index;
     int dx, dy;
   };
-  struct worker {
+  struct alignas(64) worker {  // own cache lines: workers write their sums while others run
     basic_tape<T> tape;
     std::vector<T> grads, x;  // grads: unused by worker 0
     std::vector<std::uint8_t> moved;
