@@ -25,7 +25,7 @@ def run(cmd, **kw):
 
 def medians(binary, reps, flt=None):
     cmd = [binary, "--benchmark_format=json", f"--benchmark_repetitions={reps}",
-           "--benchmark_report_aggregates_only=true"]
+           "--benchmark_report_aggregates_only=true", "--benchmark_enable_random_interleaving=true"]
     if flt:
         cmd.append(f"--benchmark_filter={flt}")
     out = json.loads(run(cmd))
