@@ -37,7 +37,13 @@ TEST_CASE("tensor score: hand-computed for one head") {
 }
 
 namespace {
-gpt_config seed_gpt() { return gpt_config{}; }
+// The seed's GPT sizes, with a choice of score and depth.
+gpt_config seed_gpt(score_kind score = score_kind::tensor, std::size_t layers = 1) {
+  gpt_config c;
+  c.score = score;
+  c.n_layer = layers;
+  return c;
+}
 std::vector<std::int32_t> tokens(std::size_t n, std::uint64_t seed) {
   rng g(seed);
   std::vector<std::int32_t> t(n);
@@ -50,9 +56,7 @@ TEST_CASE("a whole 1-layer GPT at the seed sizes passes the gradient check, both
   for (score_kind s : {score_kind::tensor, score_kind::dot}) {
     basic_parameters<double> ps;
     rng g(5);
-    gpt_config cfg = seed_gpt();
-    cfg.score = s;
-    basic_gpt<double> gpt(cfg, ps, g);
+    basic_gpt<double> gpt(seed_gpt(s), ps, g);
     auto in = tokens(36, 6), target = tokens(36, 7);
     PUREVLM_REQUIRE_GRADCHECK(gradcheck(ps, [&](auto& t, auto& ps) {
       var x = gpt.embed(t, ps, ps.grads(), in, 0);
@@ -90,10 +94,7 @@ TEST_CASE("KV-cached decoding gives the logits of the full recomputation, to 1e-
   for (score_kind s : {score_kind::tensor, score_kind::dot}) {
     basic_parameters<float> ps;
     rng g(10);
-    gpt_config cfg = seed_gpt();
-    cfg.score = s;
-    cfg.n_layer = 2;
-    basic_gpt<float> gpt(cfg, ps, g);
+    basic_gpt<float> gpt(seed_gpt(s, 2), ps, g);
     auto in = tokens(36, 11);
     basic_tape<float> full;
     auto all = full.value(gpt.forward(full, ps, ps.grads(), gpt.embed(full, ps, ps.grads(), in, 0)));
@@ -116,9 +117,7 @@ TEST_CASE("KV-cached decoding gives the logits of the full recomputation, to 1e-
 TEST_CASE("logits from a later row: the last layer runs only the rows that reach the LM head, same logits") {
   basic_parameters<float> ps;
   rng g(12);
-  gpt_config cfg = seed_gpt();
-  cfg.n_layer = 2;
-  basic_gpt<float> gpt(cfg, ps, g);
+  basic_gpt<float> gpt(seed_gpt(score_kind::tensor, 2), ps, g);
   auto in = tokens(36, 13);
   basic_tape<float> t;
   auto all = t.value(gpt.forward(t, ps, ps.grads(), gpt.embed(t, ps, ps.grads(), in, 0)));
