@@ -130,12 +130,15 @@ std::string find_data(const options& o, const std::string& dataset) {
 }
 
 // ---- evaluation ----
-std::string ascii_art(std::span<const std::uint8_t> img) {
+// The digit in 14 lines of text (two image rows per line: characters are tall), with `caption`
+// beside its middle line.
+std::string ascii_art(std::span<const std::uint8_t> img, const std::string& caption) {
   static const char ramp[] = " .:-=+*#%@";
   std::string s;
-  for (std::size_t r = 0; r < 28; r += 2) {  // two image rows per text row: characters are tall
+  for (std::size_t r = 0; r < 28; r += 2) {
     s += "    ";
     for (std::size_t c = 0; c < 28; ++c) s += ramp[(img[r * 28 + c] + img[(r + 1) * 28 + c]) * 9 / 510];
+    if (r == 14) s += "   " + caption;
     s += '\n';
   }
   return s;
@@ -181,8 +184,9 @@ report evaluate(vlm& model, const labeled_images& test, std::size_t limit, bool 
     const bool ok = said[i] == names[test.labels[i]];
     if (ok ? shown >= 3 : wrong_shown >= 2) continue;
     (ok ? shown : wrong_shown)++;
-    std::printf("%s  [%u] true: %s | generated: %s  %s\n\n", ascii_art(test.images.image(i)).c_str(), test.labels[i],
-                names[test.labels[i]].c_str(), said[i].c_str(), ok ? "✓" : "✗");
+    const std::string caption = "[" + std::to_string(test.labels[i]) + "] true: " + names[test.labels[i]] +
+                                " | generated: " + said[i] + (ok ? "  ✓" : "  ✗");
+    std::printf("%s\n", ascii_art(test.images.image(i), caption).c_str());
   }
   const double p = double(r.correct) / double(n), z = 1.96;
   // Wilson score interval: honest near 100% and for small n
@@ -348,7 +352,7 @@ int say(const options& o) {
   for (const auto& path : o.images) {
     const auto digit = mnist_style(read_pgm(path));
     prepare<float>(x, digit);
-    std::printf("%s%s → \"%s\"\n", ascii_art(digit).c_str(), path.c_str(), model.generate(x).c_str());
+    std::printf("%s\n", ascii_art(digit, path + " → \"" + model.generate(x) + "\"").c_str());
   }
   return 0;
 }

@@ -2,6 +2,7 @@
 // checkpoints refuse truncated, corrupt, foreign and wrong-architecture files.
 #include "common.hpp"
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -65,6 +66,23 @@ TEST_CASE("a short seeded run learns: the loss falls well below its start and wo
     right += m.generate(x) == mnist_class_names()[data.labels[i]];
   }
   CHECK(right >= 35);
+}
+
+TEST_CASE("a step that turns a parameter non-finite is reported, and a non-finite gradient is never applied") {
+  const auto data = synthetic();
+  vlm_config c = small_run(10, false);
+  c.train.lr = {.decay = schedule::kind::constant, .lr = 1e300};  // one step overflows the weights
+  c.train.clip_global = 0;
+  vlm m(c, vocabulary(mnist_class_names()), 3);
+  trainer tr(m, data, 3, 1);
+  const auto first = tr.step();
+  CHECK_FALSE(first.finite);
+  // the model is now broken; the next step's loss is not finite and its update is skipped
+  const std::vector<float> before(m.parameters().values().begin(), m.parameters().values().end());
+  const auto second = tr.step();
+  CHECK_FALSE(second.finite);
+  const std::vector<float> after(m.parameters().values().begin(), m.parameters().values().end());
+  CHECK(std::memcmp(before.data(), after.data(), before.size() * sizeof(float)) == 0);
 }
 
 TEST_CASE("training is bit-identical run to run, for 1 and 2 threads") {
