@@ -55,3 +55,22 @@ TEST_CASE("gradients accumulate across backward passes into the parameter store"
   t.backward(sum(t, t.parameter(ps, 0)));
   for (double v : ps.grads()) CHECK(v == 2.0);
 }
+
+TEST_CASE("basic_tensor: shape, row-major access, seeded normal init; a tape takes it as input") {
+  rng a(9), b(9);
+  auto x = basic_tensor<double>::normal({3, 4}, 2.0, a);
+  CHECK(x.shape() == std::vector<std::size_t>{3, 4});
+  CHECK(x.size() == 12);
+  CHECK(x.shape_string() == "[3,4]");
+  x(2, 1) = 5.0;
+  CHECK(x[9] == 5.0);
+  const auto y = basic_tensor<double>::normal({3, 4}, 2.0, b);  // same seed, same numbers
+  CHECK(y[0] == x[0]);
+  CHECK(y[11] == x[11]);
+  basic_tape<double> t;
+  var v = t.input(x);
+  CHECK(t.rows(v) == 3);
+  CHECK(t.value(v)[9] == 5.0);
+  CHECK(t.rows(t.input(basic_tensor<double>({7}))) == 1);
+  CHECK_THROWS_AS((void)t.input(basic_tensor<double>({2, 2, 2})), purevlm::error);
+}

@@ -46,6 +46,11 @@ public:
     std::copy(data.begin(), data.end(), value(v).begin());
     return v;
   }
+  // A 1-D or 2-D tensor as a constant input ([n] becomes [1, n]).
+  var input(const basic_tensor<T>& x) {
+    if (x.rank() == 0 || x.rank() > 2) throw error("tape input: tensor of shape " + x.shape_string() + " is not 1-D or 2-D");
+    return x.rank() == 1 ? input(x.span(), 1, x.dim(0)) : input(x.span(), x.dim(0), x.dim(1));
+  }
   // A parameter: the tape reads `value` in place and backward() ACCUMULATES into `grad`.
   var parameter(std::span<T> value, std::span<T> grad, std::size_t rows, std::size_t cols) {
     if (value.size() != rows * cols || grad.size() != rows * cols)
@@ -112,7 +117,6 @@ public:
   }
   var input_of(const node& n, std::size_t k) const { return var{std::uint32_t(ints_[n.inputs + k])}; }
   std::string shape_of(var v) const { return detail::shape_string(std::array{rows(v), cols(v)}); }
-  std::size_t node_count() const { return nodes_.size(); }
 
   // ---- running it backwards ----
   // d(loss)/d(every node); parameter gradients are accumulated into their external storage.

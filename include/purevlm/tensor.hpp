@@ -127,7 +127,8 @@ public:
                                              detail::shape_string(std::array{rows, cols}));
     if (find(name)) throw error("parameter " + name + ": name used twice");
     entries_.push_back({std::move(name), values_.size(), rows, cols});
-    for (std::size_t i = 0; i < rows * cols; ++i) values_.push_back(static_cast<T>(g.normal()) * std);
+    const auto init = basic_tensor<T>::normal({rows, cols}, std, g);
+    values_.insert(values_.end(), init.span().begin(), init.span().end());
     grads_.resize(values_.size());
     return entries_.size() - 1;
   }
