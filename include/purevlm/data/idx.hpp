@@ -98,7 +98,6 @@ public:
       throw error(name_ + ": more data than the header's " + header_says + ": extra bytes at offset " +
                   std::to_string(offset_ - 1));
   }
-  const std::string& name() const { return name_; }
 
 private:
   std::istream& in_;
