@@ -184,8 +184,9 @@ report evaluate(vlm& model, const labeled_images& test, std::size_t limit, bool 
     const bool ok = said[i] == names[test.labels[i]];
     if (ok ? shown >= 3 : wrong_shown >= 2) continue;
     (ok ? shown : wrong_shown)++;
-    const std::string caption = "[" + std::to_string(test.labels[i]) + "] true: " + names[test.labels[i]] +
-                                " | generated: " + said[i] + (ok ? "  ✓" : "  ✗");
+    std::string caption = "[";  // appended: g++ 12 warns falsely on "..." + std::string (-Wrestrict)
+    caption += std::to_string(test.labels[i]);
+    caption += "] true: " + names[test.labels[i]] + " | generated: " + said[i] + (ok ? "  ✓" : "  ✗");
     std::printf("%s\n", ascii_art(test.images.image(i), caption).c_str());
   }
   const double p = double(r.correct) / double(n), z = 1.96;

@@ -151,8 +151,32 @@ TEST_CASE("word trie and constrained decoding: an untrained model can only emit 
     free_invalid += vocab.class_of(model.generate(image)) < 0;
   }
   MESSAGE("untrained free decoding produced " << free_invalid << "/20 non-words");
-  // sampling with temperature and top-k stays inside the vocabulary and the block
-  rng s(2);
-  const std::string sampled = model.generate(image, decoding{.temperature = 1.0, .top_k = 5});
-  CHECK(sampled.size() <= 8);
+}
+
+TEST_CASE("sampling: softmax(logits / temperature) frequencies, top-k, and greedy as its limit") {
+  const std::vector<float> logits{0.0f, 2.0f, -1.0f};
+  const std::vector<std::int32_t> none;
+  auto frequency_of_1 = [&](decoding how) {
+    rng g(3);
+    int ones = 0;
+    for (int i = 0; i < 20000; ++i) ones += detail::pick_token<float>(logits, none, 99, how, &g) == 1;
+    return ones / 20000.0;
+  };
+  const double z1 = 1 + std::exp(2.0) + std::exp(-1.0), z2 = 1 + std::exp(1.0) + std::exp(-0.5);
+  CHECK(frequency_of_1({.temperature = 1.0}) == doctest::Approx(std::exp(2.0) / z1).epsilon(0.02));
+  CHECK(frequency_of_1({.temperature = 2.0}) == doctest::Approx(std::exp(1.0) / z2).epsilon(0.02));
+  // top_k = 2 drops token 2: P(1) = e² / (1 + e²)
+  CHECK(frequency_of_1({.temperature = 1.0, .top_k = 2}) == doctest::Approx(std::exp(2.0) / (1 + std::exp(2.0))).epsilon(0.02));
+  CHECK(frequency_of_1({.temperature = 1.0, .top_k = 1}) == 1.0);
+  CHECK_THROWS_AS((void)detail::pick_token<float>(logits, none, 99, {.temperature = 1.0}, nullptr), purevlm::error);
+
+  // through the model: top_k = 1 sampling is greedy decoding; wider sampling stays in the block
+  vlm model(vlm_config::seed(), vocabulary(mnist_class_names()), 123);
+  std::vector<float> image(196);
+  rng g(4), s(5);
+  for (int i = 0; i < 10; ++i) {
+    for (float& v : image) v = float(g.uniform());
+    CHECK(model.generate(image, {.temperature = 1.0, .top_k = 1}, &s) == model.generate(image));
+    CHECK(model.generate(image, {.temperature = 1.5, .top_k = 5}, &s).size() <= 8);
+  }
 }

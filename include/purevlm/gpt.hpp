@@ -115,14 +115,21 @@ std::int32_t pick_token(std::span<const T> logits, std::span<const std::int32_t>
   for (std::size_t v = 0; v < V; ++v)
     if (allowed(v) && (best < 0 || logits[v] > logits[std::size_t(best)])) best = std::int32_t(v);
   if (best < 0) return end_token;  // nothing allowed: stop
-  if (how.temperature <= 0.0 || !g) return best;
+  if (how.temperature <= 0.0) return best;
+  if (!g) {
+    std::string msg = "decoding: temperature ";  // appended: g++ 12 warns falsely on "..." + string
+    msg += std::to_string(how.temperature);
+    msg += " samples, which needs an rng";
+    throw error(msg);
+  }
   // sample from softmax(logits / temperature) over the top_k allowed tokens
   std::vector<std::pair<double, std::int32_t>> cand;
   for (std::size_t v = 0; v < V; ++v) if (allowed(v)) cand.push_back({double(logits[v]), std::int32_t(v)});
   std::sort(cand.begin(), cand.end(), [](auto a, auto b) { return a.first > b.first; });
   if (how.top_k > 0 && cand.size() > how.top_k) cand.resize(how.top_k);
+  const double top = cand[0].first;  // kept apart: the loop overwrites cand[0] first
   double total = 0;
-  for (auto& c : cand) total += (c.first = std::exp((c.first - cand[0].first) / how.temperature));
+  for (auto& c : cand) total += (c.first = std::exp((c.first - top) / how.temperature));
   double r = g->uniform() * total;
   for (auto& c : cand) if ((r -= c.first) <= 0) return c.second;
   return cand.back().second;

@@ -127,9 +127,9 @@ public:
     t.reset();
     return vocab_.decode(ids);
   }
-  std::string generate(std::span<const T> image, const decoding& how = {}) {
+  std::string generate(std::span<const T> image, const decoding& how = {}, rng* g = nullptr) {
     basic_tape<T> t;
-    return generate(t, image, how);
+    return generate(t, image, how, g);
   }
 
   // The class names as a trie, for constrained decoding.
