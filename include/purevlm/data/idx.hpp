@@ -87,6 +87,16 @@ public:
       throw error(name_ + ": truncated header: no " + what + " at offset " + std::to_string(offset_));
     return (std::uint32_t(b[0]) << 24) | (std::uint32_t(b[1]) << 16) | (std::uint32_t(b[2]) << 8) | b[3];
   }
+  // The magic number at offset 0 must be `want`; a file of the other IDX kind is named as such.
+  void expect_magic(std::uint32_t want, const char* kind) {
+    const std::uint32_t magic = big_endian_u32("magic number");
+    if (magic == want) return;
+    std::string msg = name_ + ": not an IDX " + kind + " file: magic " + std::to_string(magic) +
+                      " at offset 0, expected " + std::to_string(want);
+    if (magic == 2049) msg += " (this is a label file)";
+    if (magic == 2051) msg += " (this is an image file)";
+    throw error(msg);
+  }
   // Reads exactly n bytes of payload, then requires the data to end there.
   void payload(std::uint8_t* out, std::size_t n, const std::string& header_says) {
     const std::size_t start = offset_, got = read(out, n);
@@ -124,10 +134,7 @@ inline std::ifstream open_binary(const std::string& path) {
 inline idx_images read_idx_images(std::istream& in, const std::string& name, std::size_t max_side = 4096,
                                   std::size_t max_bytes = std::size_t(1) << 30) {
   detail::idx_source src(in, name);
-  const std::uint32_t magic = src.big_endian_u32("magic number");
-  if (magic != 2051)
-    throw error(name + ": not an IDX image file: magic " + std::to_string(magic) + " at offset 0, expected 2051" +
-                (magic == 2049 ? " (this is a label file)" : ""));
+  src.expect_magic(2051, "image");
   idx_images out;
   out.count = src.big_endian_u32("image count");
   out.rows = src.big_endian_u32("row count");
@@ -152,10 +159,7 @@ inline idx_images read_idx_images(const std::string& path) {
 inline std::vector<std::uint8_t> read_idx_labels(std::istream& in, const std::string& name,
                                                  std::size_t max_count = std::size_t(1) << 30) {
   detail::idx_source src(in, name);
-  const std::uint32_t magic = src.big_endian_u32("magic number");
-  if (magic != 2049)
-    throw error(name + ": not an IDX label file: magic " + std::to_string(magic) + " at offset 0, expected 2049" +
-                (magic == 2051 ? " (this is an image file)" : ""));
+  src.expect_magic(2049, "label");
   const std::size_t count = src.big_endian_u32("label count");
   if (count > max_count) throw error(name + ": absurd label count " + std::to_string(count) + " at offset 4");
   std::vector<std::uint8_t> labels(count);
