@@ -11,7 +11,7 @@ namespace {
 struct buffers {
   std::size_t T, D, H = 4, C;
   attention_score score;
-  std::vector<float> q, k, v, out, att, part, scratch, dq, dk, dv, dout;
+  std::vector<float> q, k, v, out, saved, scratch, dq, dk, dv, dout;
   buffers(std::size_t T_, std::size_t D_, bool tensor) : T(T_), D(D_), C(4 * D_) {
     score = tensor ? attention_score::tensor(D) : attention_score::dot(D);
     rng g(1);
@@ -20,12 +20,11 @@ struct buffers {
       for (float& e : *x) e = float(g.normal());
     }
     out.resize(T * C); dq.resize(T * C); dk.resize(T * C); dv.resize(T * C);
-    att.resize(H * T * T);
-    part.resize(score.factors > 1 ? score.factors * H * T * T : 0);
-    scratch.resize(attention_scratch_size(T, D));
+    saved.resize(attention_saved_size(T, H));
+    scratch.resize(attention_scratch_size(T, D, score.factors));
   }
-  void forward() { attention_forward<float>(out, att, part, scratch, q, k, v, T, T, C, H, score); }
-  void backward() { attention_backward<float>(dq, dk, dv, scratch, dout, att, part, q, k, v, T, T, C, H, score); }
+  void forward() { attention_forward<float>(out, saved, scratch, q, k, v, T, T, C, H, score); }
+  void backward() { attention_backward<float>(dq, dk, dv, scratch, dout, saved, q, k, v, T, T, C, H, score); }
   // multiply-adds of the causal scores and the weighted sum of values, 2 FLOPs each
   double forward_flops() const { return double(H) * double(T) * double(T + 1) / 2 * 4 * double(D); }
 };

@@ -22,18 +22,50 @@ TEST_CASE("attention kernels pass the gradient check: dot, tensor (m=2) and m=4,
   }
 }
 
+TEST_CASE("float attention kernels match the double ones: transposed and row paths, remainders, m = 1, 2, 3") {
+  // sizes with Tk not a multiple of 8, head widths with scalar tails, one query (row scores) and many
+  struct size { std::size_t Tq, Tk, D; };
+  for (size z : {size{1, 13, 6}, size{3, 9, 12}, size{5, 13, 12}, size{36, 36, 24}, size{7, 40, 6}})
+    for (std::size_t m : {1, 2, 3}) {
+      const std::size_t H = 2, C = H * z.D;
+      const attention_score score = m == 1 ? attention_score::dot(z.D) : attention_score::tensor(z.D, m);
+      rng g(m * 100 + z.Tk);
+      std::vector<double> q(z.Tq * C), k(z.Tk * C), v(z.Tk * C), dout(z.Tq * C);
+      for (auto* x : {&q, &k, &v, &dout}) for (double& e : *x) e = double(float(g.normal()));
+      auto run = [&]<class T>(T) {
+        std::vector<T> qt(q.begin(), q.end()), kt(k.begin(), k.end()), vt(v.begin(), v.end()),
+            dt(dout.begin(), dout.end()), out(z.Tq * C), dq(z.Tq * C), dk(z.Tk * C), dv(z.Tk * C),
+            saved(attention_saved_size(z.Tq, H)), scratch(attention_scratch_size(z.Tk, z.D, m));
+        attention_forward<T>(out, saved, scratch, qt, kt, vt, z.Tq, z.Tk, C, H, score);
+        attention_backward<T>(dq, dk, dv, scratch, dt, saved, qt, kt, vt, z.Tq, z.Tk, C, H, score);
+        std::vector<double> all(out.begin(), out.end());
+        for (auto* x : {&dq, &dk, &dv}) all.insert(all.end(), x->begin(), x->end());
+        return all;
+      };
+      const auto f = run(0.0f), d = run(0.0);
+      double worst = 0;
+      for (std::size_t i = 0; i < d.size(); ++i) worst = std::max(worst, std::abs(f[i] - d[i]) / (1 + std::abs(d[i])));
+      CAPTURE(z.Tq); CAPTURE(z.Tk); CAPTURE(z.D); CAPTURE(m);
+      CHECK(worst < 2e-5);
+    }
+}
+
 TEST_CASE("tensor score: hand-computed for one head") {
   // q = [1 2 | 3 4], keys k0 = [1 0 | 0 1], k1 = [0 1 | 1 0]; D = 4, m = 2, scale 1/4
   // query 1 scores: k0: (1)(4)/4 = 1, k1: (2)(3)/4 = 1.5 → softmax [1/(1+e^.5), e^.5/(1+e^.5)]
   std::vector<double> q{9, 9, 9, 9, 1, 2, 3, 4}, k{1, 0, 0, 1, 0, 1, 1, 0}, v{1, 0, 0, 0, 0, 1, 0, 0};
-  std::vector<double> out(8), att(4), part(8), scratch(attention_scratch_size(2, 4));
-  attention_forward<double>(out, att, part, scratch, q, k, v, 2, 2, 4, 1, attention_score::tensor(4));
+  std::vector<double> out(8), saved(attention_saved_size(2, 1)), scratch(attention_scratch_size(2, 4, 2));
+  attention_forward<double>(out, saved, scratch, q, k, v, 2, 2, 4, 1, attention_score::tensor(4));
   const double w1 = std::exp(0.5) / (1 + std::exp(0.5));
-  CHECK(att[0] == doctest::Approx(1.0));  // query 0 sees only key 0
-  CHECK(att[3] == doctest::Approx(w1));
+  CHECK(out[0] == doctest::Approx(1.0));  // query 0 sees only key 0: its output is v0
+  CHECK(out[1] == doctest::Approx(0.0));
   CHECK(out[4] == doctest::Approx(1 - w1));
   CHECK(out[5] == doctest::Approx(w1));
-  CHECK(part[4 + 3] == doctest::Approx(3));  // factor 2 of (query 1, key 1): q2·k1_2 = 3·1 + 4·0
+  // saved per query: max score and 1/Σ e^(score − max); query 0 has the one score q1·k0_1 · q2·k0_2 / 4
+  CHECK(saved[0] == doctest::Approx(81.0 / 4));
+  CHECK(saved[1] == doctest::Approx(1.0));
+  CHECK(saved[2] == doctest::Approx(1.5));
+  CHECK(saved[3] == doctest::Approx(1 / (1 + std::exp(-0.5))));
 }
 
 namespace {

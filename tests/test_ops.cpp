@@ -52,6 +52,44 @@ TEST_CASE("matmul: hand-computed and gradients") {
   }), 1e-6);
 }
 
+TEST_CASE("matvec (one row) equals dot() bit for bit, whatever the row and column remainders") {
+  rng g(4);
+  for (std::size_t O : {1, 7, 8, 17, 32})
+    for (std::size_t I : {3, 8, 13, 32, 130}) {
+      std::vector<float> w(O * I), x(I), y(O);
+      for (float& e : w) e = float(g.normal());
+      for (float& e : x) e = float(g.normal());
+      detail::matvec(y.data(), w.data(), x.data(), O, I);
+      for (std::size_t o = 0; o < O; ++o) CHECK(y[o] == detail::dot(&w[o * I], x.data(), I));
+    }
+}
+
+TEST_CASE("float exp (softmax rows): within 2 ulp of std::exp on [-87, 88], 0 below") {
+  double worst = 0;
+  std::vector<float> a(4001);
+  for (std::size_t i = 0; i < a.size(); ++i) a[i] = -87.0f + 175.0f * float(i) / float(a.size() - 1);
+  std::vector<float> e = a;
+  detail::exp_sum(e.data(), e.size(), 0.0f);  // shift 0: plain e^x
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const double want = std::exp(double(a[i]));
+    worst = std::max(worst, std::abs(double(e[i]) - want) / want);
+  }
+  CHECK(worst < 2.4e-7);  // 2 ulp of float
+  // the sum, and the shift: e^(x − 3) over x in [-17, 3)
+  std::vector<float> c(203);
+  double total = 0;
+  for (std::size_t i = 0; i < c.size(); ++i) total += std::exp(double(c[i] = -17.0f + 0.1f * float(i)) - 3.0);
+  CHECK(double(detail::exp_sum(c.data(), c.size(), 3.0f)) == doctest::Approx(total).epsilon(1e-6));
+  // partial vectors (n not a multiple of 8) and arguments far below the range
+  std::vector<float> b{-200.0f, -88.0f, 0.0f, 1.0f, -1.0f};
+  const float s = detail::exp_sum(b.data(), b.size(), 0.0f);
+  CHECK(b[0] == 0.0f);
+  CHECK(b[1] == 0.0f);
+  CHECK(b[2] == 1.0f);
+  CHECK(b[3] == doctest::Approx(std::exp(1.0)).epsilon(3e-7));
+  CHECK(s == doctest::Approx(1 + std::exp(1.0) + std::exp(-1.0)).epsilon(1e-6));
+}
+
 TEST_CASE("elementwise ops: add, mul, scale, relu, clamp") {
   std::vector<double> a{1, -2, 3}, b{4, 5, -6}, y(3);
   mul_forward<T>(y, a, b);

@@ -22,102 +22,195 @@ struct attention_score {
   static attention_score tensor(std::size_t D, std::size_t m = 2) { return {m, 1.0 / double(D)}; }
 };
 
-// Scratch the kernels need per call: K, V and dK of one head transposed to [D, Tk] (so that
-// every inner loop runs over key positions t, contiguous and vectorizable whatever D is), plus
-// two rows of Tk.
-inline std::size_t attention_scratch_size(std::size_t Tk, std::size_t D) { return 3 * D * Tk + 2 * Tk; }
+namespace detail {
+// The row stride of a transposed head: Tk rounded up to whole vectors, plus one vector so that
+// rows are never a multiple of 4 KiB apart (at Tk = 1024 they all fell in one cache set).
+inline std::size_t padded_keys(std::size_t Tk) { return (Tk + 7) / 8 * 8 + 8; }
+}  // namespace detail
+
+// What the forward saves for the backward: only each row's softmax max and 1/sum, stats[H, Tq, 2].
+// The backward recomputes the scores from q and k (as FlashAttention does): the same multiply-adds
+// again, instead of writing and reading back m + 1 arrays of [H, Tq, Tk] — the memory traffic
+// that made the tensor score (m = 2 partial scores to keep) cost more than the dot score.
+inline std::size_t attention_saved_size(std::size_t Tq, std::size_t H) { return 2 * H * Tq; }
+// Scratch per call: K, V, dK and dV of one head transposed to [D, Tp] (so that every inner loop
+// runs over key positions t, contiguous and vectorizable whatever D is), plus 3 + m rows of Tp;
+// Tp = detail::padded_keys(Tk), its padding columns zeros.
+inline std::size_t attention_scratch_size(std::size_t Tk, std::size_t D, std::size_t m) {
+  return (4 * D + 3 + m) * detail::padded_keys(Tk);
+}
 
 namespace detail {
 // Row loops run over w = n rounded up to a multiple of 8 (within Tk): whole vectors and no
 // scalar tail. The extra keys get attention weight exactly 0, so they change no value or gradient.
 inline std::size_t work_width(std::size_t n, std::size_t Tk) { return std::min(Tk, (n + 7) / 8 * 8); }
-// dst[d, t] = src[t, offset + d] for one head: [Tk, C] → [D, Tk]
+// dst[d, t] = src[t, d] for one head, [Tk, C] → [D, Tp], padding columns zeroed
 template <std::floating_point T>
-void head_transpose(T* dst, std::span<const T> src, std::size_t Tk, std::size_t C, std::size_t offset, std::size_t D) {
-  for (std::size_t t = 0; t < Tk; ++t)
-    for (std::size_t d = 0; d < D; ++d) dst[d * Tk + t] = src[t * C + offset + d];
+void head_transpose(T* dst, const T* src, std::size_t Tk, std::size_t C, std::size_t D) {
+  const std::size_t Tp = padded_keys(Tk);
+  transpose(dst, src, Tk, D, C, Tp);
+  for (std::size_t d = 0; d < D; ++d) std::fill(dst + d * Tp + Tk, dst + (d + 1) * Tp, T(0));
+}
+// Scores of query q[D] against keys kT[D, Tp] at positions [0, w): a[t] = scale · Π_f part_f[t]
+// with part_f[t] = q_f · k_f[t], stored at part[f·Tp + t] unless part is null. One vector of
+// positions at a time, accumulated in registers across d: each key value is loaded once per query.
+// M > 0 fixes m at compile time (the common scores unroll their factor loop); M = 0 takes m.
+template <std::size_t M, std::floating_point T>
+void product_scores_m(T* a, T* part, const T* q, const T* kT, std::size_t Tp, std::size_t w,
+                      std::size_t D, std::size_t m_, T scale) {
+  using V = typename simd<T>::type;
+  constexpr std::size_t L = sizeof(V) / sizeof(T);
+  const std::size_t m = M ? M : m_, Dm = D / m;
+  for (std::size_t t = 0; t < w; t += L) {
+    const std::size_t len = std::min(L, w - t);  // < L only when w = Tk is not whole vectors
+    V prod = V{} + scale, k;
+    for (std::size_t f = 0; f < m; ++f) {
+      V p = {};
+      for (std::size_t d = f * Dm; d < (f + 1) * Dm; ++d) {
+        std::memcpy(&k, kT + d * Tp + t, sizeof k);
+        p += q[d] * k;
+      }
+      if (part) store(part + f * Tp + t, p, len);
+      prod *= p;
+    }
+    store(a + t, prod, len);
+  }
+}
+template <std::floating_point T>
+void product_scores(T* a, T* part, const T* q, const T* kT, std::size_t Tp, std::size_t w, std::size_t D,
+                    std::size_t m, T scale) {
+  if (m == 1) product_scores_m<1>(a, part, q, kT, Tp, w, D, m, scale);
+  else if (m == 2) product_scores_m<2>(a, part, q, kT, Tp, w, D, m, scale);
+  else product_scores_m<0>(a, part, q, kT, Tp, w, D, m, scale);
+}
+// The same scores from keys in row layout, k[t·stride + d], for t < n: with one query (decoding)
+// the transpose costs more than it saves. Same sums in the same order, so the same bits.
+template <std::floating_point T>
+void row_scores(T* a, const T* q, const T* k, std::size_t stride, std::size_t n, std::size_t D, std::size_t m,
+                T scale) {
+  const std::size_t Dm = D / m;
+  for (std::size_t t = 0; t < n; ++t) {
+    T prod = scale;
+    for (std::size_t f = 0; f < m; ++f) {
+      T p = 0;
+      for (std::size_t d = f * Dm; d < (f + 1) * Dm; ++d) p += q[d] * k[t * stride + d];
+      prod *= p;
+    }
+    a[t] = prod;
+  }
+}
+// a[0, w) ← softmax weights from a[t] = e^(score_t − max) for t < n: times inv = 1/Σ, and 0 from
+// n on (the future: zero weight, so its gradients vanish too).
+template <std::floating_point T>
+void normalise(T* a, std::size_t n, std::size_t w, T inv) {
+  for (std::size_t t = 0; t < n; ++t) a[t] *= inv;
+  std::fill(a + n, a + w, T(0));
+}
+// out[0, c·L) += Σ_{t<n} a[t] · v[t·stride + (0, c·L)] for c vectors of L columns, kept in
+// registers while t runs.
+template <std::size_t c, std::floating_point T>
+void weighted_rows_block(T* out, const T* a, const T* v, std::size_t n, std::size_t stride) {
+  using V = typename simd<T>::type;
+  constexpr std::size_t L = sizeof(V) / sizeof(T);
+  V acc[c] = {}, x;
+  for (std::size_t t = 0; t < n; ++t)
+    for (std::size_t j = 0; j < c; ++j) {
+      std::memcpy(&x, v + t * stride + j * L, sizeof x);
+      acc[j] += a[t] * x;
+    }
+  for (std::size_t j = 0; j < c; ++j) {
+    std::memcpy(&x, out + j * L, sizeof x);
+    x += acc[j];
+    std::memcpy(out + j * L, &x, sizeof x);
+  }
+}
+// out[0, D) += Σ_{t<n} a[t] · v[t·stride + (0, D)]: the weighted sum of value rows.
+template <std::floating_point T>
+void weighted_rows(T* out, const T* a, const T* v, std::size_t n, std::size_t stride, std::size_t D) {
+  constexpr std::size_t L = sizeof(typename simd<T>::type) / sizeof(T);
+  std::size_t d = 0;
+  for (; d + 4 * L <= D; d += 4 * L) weighted_rows_block<4>(out + d, a, v + d, n, stride);
+  for (; d + L <= D; d += L) weighted_rows_block<1>(out + d, a, v + d, n, stride);
+  for (; d < D; ++d)
+    for (std::size_t t = 0; t < n; ++t) out[d] += a[t] * v[t * stride + d];
 }
 }  // namespace detail
 
-// out[Tq,C]; saves att[H,Tq,Tk] (the softmax; only t ≤ the causal limit is written) and, for
-// m ≥ 2, part[m,H,Tq,Tk] (each factor's partial score q_f·k_f, needed for the product rule).
+// out[Tq,C] = softmax(causal scores) · v per head; saves stats (see attention_saved_size).
 template <std::floating_point T>
-void attention_forward(std::span<T> out, std::span<T> att, std::span<T> part, std::span<T> scratch,
-                       std::span<const T> q, std::span<const T> k, std::span<const T> v, std::size_t Tq,
-                       std::size_t Tk, std::size_t C, std::size_t H, attention_score score) {
-  const std::size_t D = C / H, m = score.factors, Dm = D / m, HQK = H * Tq * Tk;
-  const T sc = T(score.scale);
-  T* kT = scratch.data();
+void attention_forward(std::span<T> out, std::span<T> saved, std::span<T> scratch, std::span<const T> q,
+                       std::span<const T> k, std::span<const T> v, std::size_t Tq, std::size_t Tk, std::size_t C,
+                       std::size_t H, attention_score score) {
+  const std::size_t D = C / H, m = score.factors, Tp = detail::padded_keys(Tk);
+  T *stats = saved.data(), *kT = scratch.data(), *a = kT + D * Tp;
   std::fill(out.begin(), out.end(), T(0));
+  const bool transposed = Tq >= 4;  // the transpose pays for itself from a few queries on
   for (std::size_t h = 0; h < H; ++h) {
-    detail::head_transpose(kT, k, Tk, C, h * D, D);
+    if (transposed) detail::head_transpose(kT, &k[h * D], Tk, C, D);
     for (std::size_t i = 0; i < Tq; ++i) {
-      const std::size_t n = Tk - Tq + i + 1;  // causal: query i sees keys 0..n-1
+      const std::size_t row = h * Tq + i, n = Tk - Tq + i + 1;  // causal: query i sees keys 0..n-1
       const std::size_t w = detail::work_width(n, Tk);
-      const T* qi = &q[i * C + h * D];
-      T* a = &att[(h * Tq + i) * Tk];  // entries past w are never read
-      if (m == 1) {  // dot score: a[t] = scale · q·k[t], no partial scores to keep
-        std::fill(a, a + w, T(0));
-        for (std::size_t d = 0; d < D; ++d) detail::axpy(a, sc * qi[d], kT + d * Tk, w);
-      } else {
-        std::fill(a, a + w, sc);
-        for (std::size_t f = 0; f < m; ++f) {  // part_f[t] = q_f · k_f[t], vectorized over t
-          T* pf = &part[f * HQK + (h * Tq + i) * Tk];
-          std::fill(pf, pf + w, T(0));
-          for (std::size_t d = f * Dm; d < (f + 1) * Dm; ++d) detail::axpy(pf, qi[d], kT + d * Tk, w);
-          for (std::size_t t = 0; t < w; ++t) a[t] *= pf[t];  // score = scale · Π_f part_f
-        }
-      }
+      if (transposed) detail::product_scores(a, static_cast<T*>(nullptr), &q[i * C + h * D], kT, Tp, w, D, m, T(score.scale));
+      else detail::row_scores(a, &q[i * C + h * D], &k[h * D], C, n, D, m, T(score.scale));
       const T mx = *std::max_element(a, a + n);
-      T sum = 0;
-      for (std::size_t t = 0; t < n; ++t) sum += (a[t] = std::exp(a[t] - mx));
-      const T inv = T(1) / sum;
-      for (std::size_t t = 0; t < n; ++t) a[t] *= inv;
-      std::fill(a + n, a + w, T(0));  // the future: zero weight, so its gradients vanish too
-      T* oi = &out[i * C + h * D];
-      for (std::size_t t = 0; t < n; ++t) detail::axpy(oi, a[t], &v[t * C + h * D], D);
+      T* st = &stats[2 * row];
+      st[0] = mx;
+      st[1] = T(1) / detail::exp_sum(a, n, mx);
+      detail::normalise(a, n, w, st[1]);
+      detail::weighted_rows(&out[i * C + h * D], a, &v[h * D], n, C, D);
     }
   }
 }
 
 template <std::floating_point T>
 void attention_backward(std::span<T> dq, std::span<T> dk, std::span<T> dv, std::span<T> scratch,
-                        std::span<const T> dout, std::span<const T> att, std::span<const T> part,
-                        std::span<const T> q, std::span<const T> k, std::span<const T> v, std::size_t Tq,
-                        std::size_t Tk, std::size_t C, std::size_t H, attention_score score) {
-  const std::size_t D = C / H, m = score.factors, Dm = D / m, HQK = H * Tq * Tk;
+                        std::span<const T> dout, std::span<const T> saved, std::span<const T> q,
+                        std::span<const T> k, std::span<const T> v, std::size_t Tq, std::size_t Tk, std::size_t C,
+                        std::size_t H, attention_score score) {
+  const std::size_t D = C / H, m = score.factors, Dm = D / m, Tp = detail::padded_keys(Tk);
   const T sc = T(score.scale);
-  T *kT = scratch.data(), *vT = kT + D * Tk, *dkT = vT + D * Tk, *datt = dkT + D * Tk, *g = datt + Tk;
+  const T* stats = saved.data();
+  T *kT = scratch.data(), *vT = kT + D * Tp, *dkT = vT + D * Tp, *dvT = dkT + D * Tp, *a = dvT + D * Tp,
+    *datt = a + Tp, *g = datt + Tp, *part = g + Tp;
   for (std::size_t h = 0; h < H; ++h) {
-    detail::head_transpose(kT, k, Tk, C, h * D, D);
-    detail::head_transpose(vT, v, Tk, C, h * D, D);
-    std::fill(dkT, dkT + D * Tk, T(0));
+    detail::head_transpose(kT, &k[h * D], Tk, C, D);
+    detail::head_transpose(vT, &v[h * D], Tk, C, D);
+    std::fill(dkT, dkT + 2 * D * Tp, T(0));  // dkT and dvT
     for (std::size_t i = 0; i < Tq; ++i) {
-      const std::size_t n = Tk - Tq + i + 1, w = detail::work_width(n, Tk);
-      const T* a = &att[(h * Tq + i) * Tk];
+      const std::size_t row = h * Tq + i, n = Tk - Tq + i + 1, w = detail::work_width(n, Tk);
       const T* doi = &dout[i * C + h * D];
       const T* qi = &q[i * C + h * D];
-      std::fill(datt, datt + w, T(0));
-      for (std::size_t d = 0; d < D; ++d) detail::axpy(datt, doi[d], vT + d * Tk, w);  // ∂out_i/∂att_t = v_t
-      for (std::size_t t = 0; t < n; ++t) detail::axpy(&dv[t * C + h * D], a[t], doi, D);  // ∂out_i/∂v_t = att_t
+      // the forward's softmax row, recomputed the same way, keeping the partial scores this time
+      detail::product_scores(a, part, qi, kT, Tp, w, D, m, sc);
+      detail::exp_sum(a, n, stats[2 * row]);
+      detail::normalise(a, n, w, stats[2 * row + 1]);
+      detail::product_scores(datt, static_cast<T*>(nullptr), doi, vT, Tp, w, D, 1, T(1));  // ∂out_i/∂att_t = v_t
+      for (std::size_t d = 0; d < D; ++d) detail::axpy(dvT + d * Tp, doi[d], a, w);  // ∂out_i/∂v_t = att_t
       const T s = detail::dot(a, datt, w);
-      for (std::size_t t = 0; t < w; ++t) datt[t] = a[t] * (datt[t] - s);  // now d(score): softmax backward
+      // softmax backward, times the scale: datt becomes d(score) · scale
+      for (std::size_t t = 0; t < w; ++t) datt[t] = sc * (a[t] * (datt[t] - s));
       for (std::size_t f = 0; f < m; ++f) {
-        // ∂score/∂(q_f·k_f) = scale · Π_{o≠f} part_o; for m = 2: ds1 = dscore · s2 / D
-        for (std::size_t t = 0; t < w; ++t) g[t] = datt[t] * sc;
-        for (std::size_t o = 0; o < m; ++o)
-          if (o != f) {
-            const T* po = &part[o * HQK + (h * Tq + i) * Tk];
-            for (std::size_t t = 0; t < w; ++t) g[t] *= po[t];
-          }
+        // ∂score/∂(q_f·k_f) = scale · Π_{o≠f} part_o; for m = 2: ds1 = dscore · s2 / D. m = 1: g = datt
+        const T* gf = datt;
+        if (m > 1) {
+          const std::size_t first = f == 0 ? 1 : 0;  // the first other factor, multiplied in as g is made
+          for (std::size_t t = 0; t < w; ++t) g[t] = datt[t] * part[first * Tp + t];
+          for (std::size_t o = first + 1; o < m; ++o)
+            if (o != f)
+              for (std::size_t t = 0; t < w; ++t) g[t] *= part[o * Tp + t];
+          gf = g;
+        }
         for (std::size_t d = f * Dm; d < (f + 1) * Dm; ++d) {
-          dq[i * C + h * D + d] += detail::dot(g, kT + d * Tk, w);  // dq_f += Σ_t g_t k_f[t]
-          detail::axpy(dkT + d * Tk, qi[d], g, w);                   // dk_f[t] += g_t q_f
+          dq[i * C + h * D + d] += detail::dot(gf, kT + d * Tp, w);  // dq_f += Σ_t g_t k_f[t]
+          detail::axpy(dkT + d * Tp, qi[d], gf, w);                   // dk_f[t] += g_t q_f
         }
       }
     }
     for (std::size_t t = 0; t < Tk; ++t)
-      for (std::size_t d = 0; d < D; ++d) dk[t * C + h * D + d] += dkT[d * Tk + t];
+      for (std::size_t d = 0; d < D; ++d) {
+        dk[t * C + h * D + d] += dkT[d * Tp + t];
+        dv[t * C + h * D + d] += dvT[d * Tp + t];
+      }
   }
 }
 
@@ -132,20 +225,18 @@ var attention(basic_tape<T>& t, var q, var k, var v, std::size_t H, attention_sc
                 " heads of " + std::to_string(score.factors) + " equal parts");
   var y = t.make(Tq, C, {q, k, v}, [](basic_tape<T>& t, const auto& n) {
     var q = t.input_of(n, 0), k = t.input_of(n, 1), v = t.input_of(n, 2);
-    const std::size_t Tq = n.rows, Tk = t.rows(k), H = n.p[0], m = n.p[1], HQK = H * Tq * Tk;
-    const std::size_t parts = m > 1 ? m * HQK : 0;
-    auto saved = t.saved(n, HQK + parts + attention_scratch_size(Tk, n.cols / H));
-    attention_backward<T>(t.grad(q), t.grad(k), t.grad(v), saved.subspan(HQK + parts), t.grad(n),
-                          saved.first(HQK), saved.subspan(HQK, parts), t.value(q), t.value(k), t.value(v),
-                          Tq, Tk, n.cols, H, {m, double(n.c[0])});
+    const std::size_t Tq = n.rows, Tk = t.rows(k), H = n.p[0], m = n.p[1], S = attention_saved_size(Tq, H);
+    auto saved = t.saved(n, S + attention_scratch_size(Tk, n.cols / H, m));
+    attention_backward<T>(t.grad(q), t.grad(k), t.grad(v), saved.subspan(S), t.grad(n), saved.first(S), t.value(q),
+                          t.value(k), t.value(v), Tq, Tk, n.cols, H, {m, double(n.c[0])});
   });
   t.at(y).p[0] = H;
   t.at(y).p[1] = score.factors;
   t.at(y).c[0] = T(score.scale);
-  const std::size_t HQK = H * Tq * Tk, parts = score.factors > 1 ? score.factors * HQK : 0;
-  auto saved = t.save(y, HQK + parts + attention_scratch_size(Tk, C / H));
-  attention_forward<T>(t.value(y), saved.first(HQK), saved.subspan(HQK, parts), saved.subspan(HQK + parts), t.value(q),
-                       t.value(k), t.value(v), Tq, Tk, C, H, score);
+  const std::size_t S = attention_saved_size(Tq, H);
+  auto saved = t.save(y, S + attention_scratch_size(Tk, C / H, score.factors));
+  attention_forward<T>(t.value(y), saved.first(S), saved.subspan(S), t.value(q), t.value(k), t.value(v), Tq, Tk, C,
+                       H, score);
   return y;
 }
 

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstring>
 #include <span>
+#include <type_traits>
 
 namespace purevlm {
 
@@ -40,6 +41,72 @@ template <std::floating_point T>
 struct simd {
   using type [[gnu::vector_size(32)]] = T;
 };
+
+// e^x for eight floats at once (the library's only own transcendental: softmax rows are its hot
+// spot, and the scalar expf there cost more than all the multiply-adds of a seed-sized head).
+// x = n·ln2 + r with n = round(x·log2 e) and |r| ≤ ln2/2 (ln2 split in two so n·ln2_hi is exact);
+// e^r by its Taylor series to r⁷ (truncation below 1e-8 relative), times 2ⁿ built in the exponent
+// bits. Relative error ~1 ulp on [-87, 88], where e^x is a normal float; below -87 it gives 0
+// (the true value is denormal or less), above 88 it saturates at e^88.
+// (In place, by reference: a 32-byte vector passed by value changes the ABI without AVX.)
+inline void exp_in_place(simd<float>::type& x) {
+  using V = simd<float>::type;
+  using I [[gnu::vector_size(32)]] = std::int32_t;
+  const V lo = V{} - 87.0f, hi = V{} + 88.0f, zero = {};
+  const V xc = x < lo ? lo : (x > hi ? hi : x);
+  const float shift = 12582912.0f;  // 1.5·2²³: adding it rounds to an integer in the low mantissa bits
+  const V t = xc * 1.44269504088896341f + shift, n = t - shift;
+  const V r = (xc - n * 0.693359375f) - n * -2.12194440054690583e-4f;
+  V p = zero + 1.0f / 5040;
+  for (float c : {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f}) p = p * r + c;
+  I bits;
+  std::memcpy(&bits, &t, sizeof bits);
+  bits = (bits - 0x4B400000 + 127) << 23;  // 0x4B400000 is `shift`'s bit pattern: bits − it = n
+  V two_n;
+  std::memcpy(&two_n, &bits, sizeof two_n);
+  x = x < lo ? zero : p * two_n;
+}
+
+// a[t] ← e^(a[t] − shift) for t < n; returns their sum. Floats run eight at a time through
+// exp_in_place() above; the sum is kept lane by lane and then added as a tree.
+template <std::floating_point T>
+T exp_sum(T* a, std::size_t n, T shift) {
+  if constexpr (std::is_same_v<T, float>) {
+    using V = simd<float>::type;
+    V acc = {}, x;
+    std::size_t t = 0;
+    for (; t + 8 <= n; t += 8) {
+      std::memcpy(&x, a + t, sizeof x);
+      x -= shift;
+      exp_in_place(x);
+      std::memcpy(a + t, &x, sizeof x);
+      acc += x;
+    }
+    if (t < n) {  // the last partial vector, its padding lanes zeroed
+      using I [[gnu::vector_size(32)]] = std::int32_t;
+      const I lane = {0, 1, 2, 3, 4, 5, 6, 7};
+      x = V{};
+      std::memcpy(&x, a + t, (n - t) * sizeof(float));
+      x -= shift;
+      exp_in_place(x);
+      x = lane < std::int32_t(n - t) ? x : V{};
+      std::memcpy(a + t, &x, (n - t) * sizeof(float));
+      acc += x;
+    }
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  } else {
+    T sum = 0;
+    for (std::size_t t = 0; t < n; ++t) sum += (a[t] = std::exp(a[t] - shift));
+    return sum;
+  }
+}
+
+// The first n ≤ L lanes of x to dst: a whole-vector store when n = L.
+template <std::floating_point T>
+inline void store(T* dst, const typename simd<T>::type& x, std::size_t n) {
+  if (n == sizeof x / sizeof(T)) std::memcpy(dst, &x, sizeof x);
+  else for (std::size_t j = 0; j < n; ++j) dst[j] = x[j];
+}
 
 // C[N,M] += A[N,K] · B[K,M], row-major. Four rows of C times one vector of columns are kept in
 // four registers while k runs, so each vector of B is loaded once for four FMAs; column and row
@@ -74,12 +141,60 @@ void gemm_accumulate(T* C, const T* A, const T* B, std::size_t N, std::size_t K,
     for (std::size_t k = 0; k < K; ++k) axpy(C + n * M, A[n * K + k], B + k * M, M);
 }
 
-// dst[c, r] = src[r, c] for src [R, C]
-template <std::floating_point T>
-void transpose(T* dst, const T* src, std::size_t R, std::size_t C) {
-  for (std::size_t r = 0; r < R; ++r)
-    for (std::size_t c = 0; c < C; ++c) dst[c * R + r] = src[r * C + c];
+// The lane sums of eight float vectors as one vector: r[j] = Σ lanes of v[j], each added in
+// dot()'s tree ((0+1)+(2+3))+((4+5)+(6+7)), by three rounds of pairwise shuffles and adds.
+inline void lane_sums(simd<float>::type& r, const simd<float>::type (&v)[8]) {
+  using V = simd<float>::type;
+  V u[4], w[2];
+  for (int k = 0; k < 4; ++k)  // u[k] = [a01 b01 a23 b23 a45 b45 a67 b67] for a = v[2k], b = v[2k+1]
+    u[k] = __builtin_shufflevector(v[2 * k], v[2 * k + 1], 0, 8, 2, 10, 4, 12, 6, 14) +
+           __builtin_shufflevector(v[2 * k], v[2 * k + 1], 1, 9, 3, 11, 5, 13, 7, 15);
+  for (int k = 0; k < 2; ++k)  // w[k]: lanes 0..3 the (0123) sums of four vectors, 4..7 their (4567)
+    w[k] = __builtin_shufflevector(u[2 * k], u[2 * k + 1], 0, 1, 8, 9, 4, 5, 12, 13) +
+           __builtin_shufflevector(u[2 * k], u[2 * k + 1], 2, 3, 10, 11, 6, 7, 14, 15);
+  r = __builtin_shufflevector(w[0], w[1], 0, 1, 2, 3, 8, 9, 10, 11) +
+      __builtin_shufflevector(w[0], w[1], 4, 5, 6, 7, 12, 13, 14, 15);
 }
+
+// y[o] = W[o, :] · x for W[O, I]: a matrix times one vector, eight rows at a time, so that each
+// vector of x is loaded once for eight rows and their horizontal sums share shuffles. Every row
+// sums in dot()'s order (lane by lane, the same tree, then the tail), so y does not depend on O.
+template <std::floating_point T>
+void matvec(T* y, const T* W, const T* x, std::size_t O, std::size_t I) {
+  std::size_t o = 0;
+  if constexpr (std::is_same_v<T, float>) {  // dot()'s order has eight lanes: one float vector
+    using V = simd<float>::type;
+    for (; o + 8 <= O; o += 8) {
+      V s[8] = {}, xv, wv, r;
+      std::size_t i = 0;
+      for (; i + 8 <= I; i += 8) {
+        std::memcpy(&xv, x + i, sizeof xv);
+        for (std::size_t j = 0; j < 8; ++j) {
+          std::memcpy(&wv, W + (o + j) * I + i, sizeof wv);
+          s[j] += wv * xv;
+        }
+      }
+      lane_sums(r, s);
+      for (std::size_t j = 0; j < 8; ++j) {
+        T sum = r[j];
+        for (std::size_t k = i; k < I; ++k) sum += W[(o + j) * I + k] * x[k];
+        y[o + j] = sum;
+      }
+    }
+  }
+  for (; o < O; ++o) y[o] = dot(W + o * I, x, I);
+}
+
+// dst[c, r] = src[r, c] for src [R, C] whose rows are `stride` apart (a column block of a wider
+// matrix, such as one attention head); dst rows are `dst_stride` ≥ R apart. Writes run
+// contiguously: strided loads are the cheap side.
+template <std::floating_point T>
+void transpose(T* dst, const T* src, std::size_t R, std::size_t C, std::size_t stride, std::size_t dst_stride) {
+  for (std::size_t c = 0; c < C; ++c)
+    for (std::size_t r = 0; r < R; ++r) dst[c * dst_stride + r] = src[r * stride + c];
+}
+template <std::floating_point T>
+void transpose(T* dst, const T* src, std::size_t R, std::size_t C) { transpose(dst, src, R, C, C, R); }
 }  // namespace detail
 
 // ---- matmul: out[N,O] = in[N,I] · weight[O,I]ᵀ (weights act as W·x, rows are outputs) ----
@@ -92,7 +207,7 @@ void matmul_forward(std::span<T> out, std::span<const T> in, std::span<const T> 
                     std::size_t N, std::size_t I, std::size_t O, std::span<T> scratch) {
   if (N < 4) {
     for (std::size_t n = 0; n < N; ++n)
-      for (std::size_t o = 0; o < O; ++o) out[n * O + o] = detail::dot(&in[n * I], &weight[o * I], I);
+      detail::matvec(&out[n * O], weight.data(), &in[n * I], O, I);
     return;
   }
   detail::transpose(scratch.data(), weight.data(), O, I);  // weightᵀ [I, O]
@@ -221,11 +336,9 @@ void l2norm_backward(std::span<T> dx, std::span<const T> dout, std::span<const T
 template <std::floating_point T>
 void softmax_forward(std::span<T> out, std::span<const T> x, std::size_t N, std::size_t C) {
   for (std::size_t n = 0; n < N; ++n) {
-    const T* xr = &x[n * C];
     T* y = &out[n * C];
-    const T mx = *std::max_element(xr, xr + C);
-    T s = 0;
-    for (std::size_t c = 0; c < C; ++c) s += (y[c] = std::exp(xr[c] - mx));
+    std::copy(&x[n * C], &x[n * C] + C, y);
+    const T s = detail::exp_sum(y, C, *std::max_element(y, y + C));
     for (std::size_t c = 0; c < C; ++c) y[c] /= s;
   }
 }
