@@ -64,6 +64,23 @@ TEST_CASE("matvec (one row) equals dot() bit for bit, whatever the row and colum
     }
 }
 
+TEST_CASE("transpose: 8x8 register blocks and edges, strided source and destination") {
+  for (std::size_t R : {3, 8, 13, 24})
+    for (std::size_t C : {5, 8, 17}) {
+      const std::size_t stride = C + 3, dst_stride = R + 2;
+      std::vector<float> src(R * stride), dst(C * dst_stride, -1.0f);
+      for (std::size_t i = 0; i < src.size(); ++i) src[i] = float(i);
+      detail::transpose(dst.data(), src.data(), R, C, stride, dst_stride);
+      bool ok = true;
+      for (std::size_t c = 0; c < C; ++c) {
+        for (std::size_t r = 0; r < R; ++r) ok = ok && dst[c * dst_stride + r] == src[r * stride + c];
+        for (std::size_t r = R; r < dst_stride; ++r) ok = ok && dst[c * dst_stride + r] == -1.0f;  // untouched
+      }
+      CAPTURE(R); CAPTURE(C);
+      CHECK(ok);
+    }
+}
+
 TEST_CASE("float exp (softmax rows): within 2 ulp of std::exp on [-87, 88], 0 below") {
   double worst = 0;
   std::vector<float> a(4001);

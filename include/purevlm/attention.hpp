@@ -83,22 +83,6 @@ void product_scores(T* a, T* part, const T* q, const T* kT, std::size_t Tp, std:
   else if (m == 2) product_scores_m<2>(a, part, q, kT, Tp, w, D, m, scale);
   else product_scores_m<0>(a, part, q, kT, Tp, w, D, m, scale);
 }
-// The same scores from keys in row layout, k[t·stride + d], for t < n: with one query (decoding)
-// the transpose costs more than it saves. Same sums in the same order, so the same bits.
-template <std::floating_point T>
-void row_scores(T* a, const T* q, const T* k, std::size_t stride, std::size_t n, std::size_t D, std::size_t m,
-                T scale) {
-  const std::size_t Dm = D / m;
-  for (std::size_t t = 0; t < n; ++t) {
-    T prod = scale;
-    for (std::size_t f = 0; f < m; ++f) {
-      T p = 0;
-      for (std::size_t d = f * Dm; d < (f + 1) * Dm; ++d) p += q[d] * k[t * stride + d];
-      prod *= p;
-    }
-    a[t] = prod;
-  }
-}
 // a[0, w) ← softmax weights from a[t] = e^(score_t − max) for t < n: times inv = 1/Σ, and 0 from
 // n on (the future: zero weight, so its gradients vanish too).
 template <std::floating_point T>
@@ -144,14 +128,12 @@ void attention_forward(std::span<T> out, std::span<T> saved, std::span<T> scratc
   const std::size_t D = C / H, m = score.factors, Tp = detail::padded_keys(Tk);
   T *stats = saved.data(), *kT = scratch.data(), *a = kT + D * Tp;
   std::fill(out.begin(), out.end(), T(0));
-  const bool transposed = Tq >= 4;  // the transpose pays for itself from a few queries on
   for (std::size_t h = 0; h < H; ++h) {
-    if (transposed) detail::head_transpose(kT, &k[h * D], Tk, C, D);
+    detail::head_transpose(kT, &k[h * D], Tk, C, D);
     for (std::size_t i = 0; i < Tq; ++i) {
       const std::size_t row = h * Tq + i, n = Tk - Tq + i + 1;  // causal: query i sees keys 0..n-1
       const std::size_t w = detail::work_width(n, Tk);
-      if (transposed) detail::product_scores(a, static_cast<T*>(nullptr), &q[i * C + h * D], kT, Tp, w, D, m, T(score.scale));
-      else detail::row_scores(a, &q[i * C + h * D], &k[h * D], C, n, D, m, T(score.scale));
+      detail::product_scores(a, static_cast<T*>(nullptr), &q[i * C + h * D], kT, Tp, w, D, m, T(score.scale));
       const T mx = *std::max_element(a, a + n);
       T* st = &stats[2 * row];
       st[0] = mx;

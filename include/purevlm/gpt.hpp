@@ -236,11 +236,13 @@ private:
   struct layer_index {
     std::size_t wq, wk, wv, wo, fc1, fc2;
   };
-  // Appends the new rows to the cache and returns all cached rows as a tape constant.
-  static var cached(basic_tape<T>& t, std::vector<T>& store, var fresh) {
+  // Appends the new rows to the cache and returns all cached rows as a tape constant, read in
+  // place: the store is reserved for the whole block, so it never moves while the tape uses it.
+  var cached(basic_tape<T>& t, std::vector<T>& store, var fresh) const {
     auto v = t.value(fresh);
+    store.reserve(cfg_.block_size * cfg_.n_embd);
     store.insert(store.end(), v.begin(), v.end());
-    return t.input(store, store.size() / t.cols(fresh), t.cols(fresh));
+    return t.view(store, store.size() / t.cols(fresh), t.cols(fresh));
   }
 
   gpt_config cfg_;

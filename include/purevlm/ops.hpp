@@ -185,13 +185,48 @@ void matvec(T* y, const T* W, const T* x, std::size_t O, std::size_t I) {
   for (; o < O; ++o) y[o] = dot(W + o * I, x, I);
 }
 
+// An 8×8 block of floats transposed in registers: v[j] holds row j on entry, column j on exit.
+// Three rounds of shuffles (pairs of lanes, then pairs of pairs, then halves), 24 in all.
+inline void transpose8x8(simd<float>::type (&v)[8]) {
+  using V = simd<float>::type;
+  V t[8], u[8];
+  for (int k = 0; k < 4; ++k) {  // interleave rows 2k, 2k+1
+    t[2 * k] = __builtin_shufflevector(v[2 * k], v[2 * k + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+    t[2 * k + 1] = __builtin_shufflevector(v[2 * k], v[2 * k + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+  }
+  for (int k = 0; k < 2; ++k)  // rows 4k..4k+3: column c in lanes 0..3, column c+4 in lanes 4..7
+    for (int h = 0; h < 2; ++h) {
+      u[4 * k + 2 * h] = __builtin_shufflevector(t[4 * k + h], t[4 * k + h + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+      u[4 * k + 2 * h + 1] = __builtin_shufflevector(t[4 * k + h], t[4 * k + h + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+    }
+  for (int c = 0; c < 4; ++c) {
+    v[c] = __builtin_shufflevector(u[c], u[c + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+    v[c + 4] = __builtin_shufflevector(u[c], u[c + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+  }
+}
+
 // dst[c, r] = src[r, c] for src [R, C] whose rows are `stride` apart (a column block of a wider
-// matrix, such as one attention head); dst rows are `dst_stride` ≥ R apart. Writes run
-// contiguously: strided loads are the cheap side.
+// matrix, such as one attention head); dst rows are `dst_stride` ≥ R apart. Floats go through
+// 8×8 blocks in registers; the edges, and doubles, are copied one by one.
 template <std::floating_point T>
 void transpose(T* dst, const T* src, std::size_t R, std::size_t C, std::size_t stride, std::size_t dst_stride) {
+  std::size_t r0 = 0;
+  if constexpr (std::is_same_v<T, float>) {
+    using V = simd<float>::type;
+    for (; r0 + 8 <= R; r0 += 8) {
+      std::size_t c0 = 0;
+      for (; c0 + 8 <= C; c0 += 8) {
+        V v[8];
+        for (std::size_t j = 0; j < 8; ++j) std::memcpy(&v[j], src + (r0 + j) * stride + c0, sizeof(V));
+        transpose8x8(v);
+        for (std::size_t j = 0; j < 8; ++j) std::memcpy(dst + (c0 + j) * dst_stride + r0, &v[j], sizeof(V));
+      }
+      for (std::size_t c = c0; c < C; ++c)
+        for (std::size_t r = r0; r < r0 + 8; ++r) dst[c * dst_stride + r] = src[r * stride + c];
+    }
+  }
   for (std::size_t c = 0; c < C; ++c)
-    for (std::size_t r = 0; r < R; ++r) dst[c * dst_stride + r] = src[r * stride + c];
+    for (std::size_t r = r0; r < R; ++r) dst[c * dst_stride + r] = src[r * stride + c];
 }
 template <std::floating_point T>
 void transpose(T* dst, const T* src, std::size_t R, std::size_t C) { transpose(dst, src, R, C, C, R); }

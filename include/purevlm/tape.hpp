@@ -46,6 +46,16 @@ public:
     std::copy(data.begin(), data.end(), value(v).begin());
     return v;
   }
+  // A constant read in place, not copied: `data` must outlive the tape's use of it and stay put
+  // (a KV cache that was reserved). Its gradient, if any reaches it, stays in the tape.
+  var view(std::span<const T> data, std::size_t rows, std::size_t cols) {
+    if (data.size() != rows * cols)
+      throw error("tape view: " + std::to_string(data.size()) + " values do not fill shape " +
+                  detail::shape_string(std::array{rows, cols}));
+    var v = make(rows, cols, {}, nullptr);          // an arena slot, used only for the gradient
+    nodes_[v.id].ext_value = const_cast<T*>(data.data());  // never written: a leaf, read by ops
+    return v;
+  }
   // A 1-D or 2-D tensor as a constant input ([n] becomes [1, n]).
   var input(const basic_tensor<T>& x) {
     if (x.rank() == 0 || x.rank() > 2) throw error("tape input: tensor of shape " + x.shape_string() + " is not 1-D or 2-D");
@@ -56,9 +66,8 @@ public:
     if (value.size() != rows * cols || grad.size() != rows * cols)
       throw error("tape parameter: storage of " + std::to_string(value.size()) + " does not fit " +
                   detail::shape_string(std::array{rows, cols}));
-    node n;
+    node& n = fresh_node();
     n.rows = rows; n.cols = cols; n.ext_value = value.data(); n.ext_grad = grad.data();
-    nodes_.push_back(n);
     return var{std::uint32_t(nodes_.size() - 1)};
   }
   // Entry i of a parameter store; its gradient goes to the same offsets of `grads`, which is the
@@ -76,12 +85,11 @@ public:
     return make(rows, cols, std::span<const var>(in.begin(), in.size()), back);
   }
   var make(std::size_t rows, std::size_t cols, std::span<const var> in, backward_fn back) {
-    node n;
-    n.backward = back; n.rows = rows; n.cols = cols;
-    n.value = take(values_, values_used_, rows * cols);
-    n.inputs = ints_.size(); n.n_inputs = in.size();
+    const std::size_t at = take(values_, values_used_, rows * cols), inputs = ints_.size();
     for (var v : in) ints_.push_back(std::int32_t(v.id));
-    nodes_.push_back(n);
+    node& n = fresh_node();
+    n.backward = back; n.rows = rows; n.cols = cols;
+    n.value = at; n.inputs = inputs; n.n_inputs = in.size();
     return var{std::uint32_t(nodes_.size() - 1)};
   }
   // Scratch an op keeps for its backward (a softmax, an RMS scale), attached to node v.
@@ -142,14 +150,24 @@ public:
   }
 
   // Throws purevlm::error "op: what (a is [..], b is [..])" unless ok.
-  void require(bool ok, const char* op, const std::string& what, std::initializer_list<var> vs) const {
+  void require(bool ok, const char* op, const char* what, std::initializer_list<var> vs) const {
     if (ok) return;
-    std::string msg = std::string(op) + ": " + what + " (shapes";
+    std::string msg = op;
+    msg += ": ";
+    msg += what;
+    msg += " (shapes";
     for (var v : vs) msg += ' ' + shape_of(v);
     throw error(msg + ")");
   }
 
 private:
+  // A new node, copied from a blank one: value-initialising it instead made GCC zero its 120
+  // bytes with `rep stos`, whose start-up cost was 8% of a whole image-to-word inference.
+  node& fresh_node() {
+    static constexpr node blank{};
+    nodes_.push_back(blank);
+    return nodes_.back();
+  }
   std::vector<node> nodes_;
   // Arenas only grow; reset() rewinds the used counts. Every forward kernel writes its whole
   // output, so values need no zeroing when a slot is reused.
