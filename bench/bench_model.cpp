@@ -51,6 +51,26 @@ void inference(benchmark::State& state) {
 }
 BENCHMARK(inference)->ArgName("preset")->Arg(0)->Arg(1);
 
+// What 2 threads can give on this machine right now: the same fixed arithmetic (registers only,
+// no memory, no sharing) on each of `threads` workers of the pool the trainer uses. On a shared
+// host the second core is sometimes only part of a core; compare.py prints this ceiling beside
+// training's own 2-thread speed-up, measured in the same run.
+void parallel_ceiling(benchmark::State& state) {
+  const std::size_t threads = std::size_t(state.range(0));
+  detail::worker_pool pool(threads - 1);
+  std::vector<float> out(threads * 16);
+  for (auto _ : state)
+    pool.run([&](std::size_t w) {
+      float a[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+      for (int i = 0; i < 200000; ++i)
+        for (float& x : a) x = x * 0.9999f + 0.5f;
+      std::copy(a, a + 8, &out[w * 16]);
+    });
+  benchmark::DoNotOptimize(out.data());
+  state.counters["jobs/s"] = benchmark::Counter(double(threads), benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(parallel_ceiling)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime();
+
 // The seed tokenizer alone, forward + backward, one image.
 void tokenizer_forward_backward(benchmark::State& state) {
   basic_parameters<float> ps;

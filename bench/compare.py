@@ -35,7 +35,7 @@ def medians(binary, reps, flt=None):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(root, "build-bench"))
-    ap.add_argument("--repetitions", type=int, default=5)
+    ap.add_argument("--repetitions", type=int, default=9)
     ap.add_argument("--torch-seconds", type=float, default=4.0)
     ap.add_argument("--skip-torch", action="store_true")
     a = ap.parse_args()
@@ -75,9 +75,12 @@ def main():
         print(f"{batch:>6} {threads:>8} {c:>10.0f} {t if t else float('nan'):>10.0f} {c / t if t else float('nan'):>7.2f}")
     if best_t:
         print(f"best purevlm / best pytorch: {best_c:.0f} / {best_t:.0f} = {best_c / best_t:.2f}x")
+    ceiling = [model.get(f"parallel_ceiling/threads:{t}/real_time", {}).get("jobs/s") for t in (1, 2)]
     for batch in (16, 64):
         if (batch, 1) in rate and (batch, 2) in rate:
             print(f"2 threads / 1 thread at batch {batch}: {rate[(batch, 2)] / rate[(batch, 1)]:.2f}x")
+    if all(ceiling):
+        print(f"  this machine's own ceiling in the same run (fixed arithmetic, no memory): {ceiling[1] / ceiling[0]:.2f}x")
     for name, b in model.items():
         if name.startswith("train_step/preset:1"):
             print(f"default preset {name.split('/', 2)[2]}: {b['samples/s']:.0f} samples/s")

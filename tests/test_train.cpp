@@ -85,12 +85,16 @@ TEST_CASE("a step that turns a parameter non-finite is reported, and a non-finit
   CHECK(std::memcmp(before.data(), after.data(), before.size() * sizeof(float)) == 0);
 }
 
-TEST_CASE("training is bit-identical run to run, for 1 and 2 threads") {
+TEST_CASE("training is bit-identical run to run and whatever the thread count") {
   const auto data = synthetic();
   auto c = small_run(20, true);
   c.train.shift = 2;  // exercise the augmentation path too
-  CHECK(train_params(c, data, 1, 20) == train_params(c, data, 1, 20));
-  CHECK(train_params(c, data, 2, 20) == train_params(c, data, 2, 20));
+  const auto one = train_params(c, data, 1, 20);
+  CHECK(one == train_params(c, data, 1, 20));
+  CHECK(one == train_params(c, data, 2, 20));
+  CHECK(one == train_params(c, data, 3, 20));  // 3 workers over the chunks: uneven shares
+  c.train.batch = 11;  // chunks of unequal size (11 samples in 8 chunks)
+  CHECK(train_params(c, data, 1, 10) == train_params(c, data, 2, 10));
 }
 
 TEST_CASE("resume: N steps, save, load, M steps == N+M steps straight through (bit-identical)") {

@@ -29,14 +29,19 @@ public:
   // One step: m ← β1 m + (1−β1) g, v ← β2 v + (1−β2) g², p ← p − lr · m̂ / (√v̂ + eps),
   // with m̂ = m / (1 − β1^t), v̂ = v / (1 − β2^t) and t counting from 1.
   void step(std::span<T> params, std::span<const T> grads, double lr) {
-    if (params.size() != m_.size() || grads.size() != m_.size())
-      throw error("adam: " + std::to_string(params.size()) + " parameters and " + std::to_string(grads.size()) +
-                  " gradients for a state of " + std::to_string(m_.size()));
-    ++t_;
+    check(params, grads, 0, m_.size());  // before the count moves: a refused step leaves no trace
+    begin_step();
+    update(params, grads, lr, 0, m_.size());
+  }
+  // The same step in pieces, for threads that share the work: begin_step() once, then update()
+  // over ranges [lo, hi) that cover the parameters (every element's update is independent).
+  void begin_step() { ++t_; }
+  void update(std::span<T> params, std::span<const T> grads, double lr, std::size_t lo, std::size_t hi) {
+    check(params, grads, lo, hi);
     const T b1 = T(cfg_.beta1), b2 = T(cfg_.beta2), eps = T(cfg_.eps);
     const T c1 = T(1) / T(1 - std::pow(cfg_.beta1, double(t_))), c2 = T(1) / T(1 - std::pow(cfg_.beta2, double(t_)));
     const T a = T(lr);
-    for (std::size_t i = 0; i < params.size(); ++i) {
+    for (std::size_t i = lo; i < hi; ++i) {
       m_[i] = b1 * m_[i] + (T(1) - b1) * grads[i];
       v_[i] = b2 * v_[i] + (T(1) - b2) * grads[i] * grads[i];
       params[i] -= a * (m_[i] * c1) / (std::sqrt(v_[i] * c2) + eps);
@@ -51,6 +56,12 @@ public:
   void set_steps(std::int64_t t) { t_ = t; }
 
 private:
+  void check(std::span<T> params, std::span<const T> grads, std::size_t lo, std::size_t hi) const {
+    if (params.size() != m_.size() || grads.size() != m_.size() || lo > hi || hi > m_.size())
+      throw error("adam: " + std::to_string(params.size()) + " parameters and " + std::to_string(grads.size()) +
+                  " gradients (range " + std::to_string(lo) + ".." + std::to_string(hi) + ") for a state of " +
+                  std::to_string(m_.size()));
+  }
   adam_config cfg_;
   std::vector<T> m_, v_;
   std::int64_t t_ = 0;

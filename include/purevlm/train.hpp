@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: MIT
 // train.hpp: the training loop as a small class. Each step takes `batch` samples (file order or
-// a fresh permutation per epoch, optionally shifted for augmentation), splits them over `threads`
-// workers in fixed contiguous chunks, each with its own tape and gradient buffer, sums the
-// buffers in worker order (so a seed and a thread count give bit-identical runs), clips, and
-// takes one Adam step. Which sample a step sees depends only on (seed, step): resuming is exact.
+// a fresh permutation per epoch, optionally shifted for augmentation) in a fixed number of
+// chunks; `threads` workers, each with its own tape, take chunks as they finish them. A chunk
+// sums its samples' gradients in order into its own buffer, and the buffers are added in chunk
+// order, so a seed gives bit-identical runs whatever the thread count, and a core slowed by
+// other work takes fewer chunks instead of holding up the step. Then clipping and one Adam step,
+// the sum and Adam split over the workers by parameter range. Which sample a step sees depends
+// only on (seed, step): resuming is exact.
 #pragma once
 
 #include <atomic>
@@ -92,40 +95,44 @@ class basic_trainer {
 public:
   basic_trainer(basic_vlm<T>& model, const labeled_images& data, std::uint64_t seed, std::size_t threads = 1)
       : model_(model), data_(data), seed_(seed), adam_(model.parameter_count()),
-        workers_(std::max<std::size_t>(1, std::min(threads, model.config().train.batch))) {
+        workers_(std::max<std::size_t>(1, std::min(threads, model.config().train.batch))),
+        chunks_(std::min<std::size_t>(max_chunks, std::max<std::size_t>(1, model.config().train.batch))) {
     if (data_.size() == 0) throw error("trainer: no training images");
     const std::size_t side = data_.images.rows;
     if (data_.images.rows * data_.images.cols / 4 != model.config().tokenizer.pixels || side != data_.images.cols)
       throw error("trainer: images of " + std::to_string(data_.images.rows) + "x" + std::to_string(data_.images.cols) +
                   " do not pool to the model's " + std::to_string(model.config().tokenizer.pixels) + " pixels");
     for (const auto& name : model.vocab().class_names()) texts_.push_back(model.vocab().encode(name));
-    for (std::size_t i = 0; i < workers_.size(); ++i) {
-      auto& w = workers_[i];
-      if (i > 0) w.grads.resize(model.parameter_count());  // worker 0 accumulates into the model's own
+    for (auto& w : workers_) {
       w.x.resize(model.config().tokenizer.pixels);
       w.moved.resize(data_.images.rows * data_.images.cols);
     }
+    for (std::size_t c = 1; c < chunks_.size(); ++c) chunks_[c].grads.resize(model.parameter_count());  // chunk 0: the model's own
   }
 
   step_stats step() {
     const auto& tc = model_.config().train;
-    const std::size_t B = tc.batch, W = workers_.size();
+    const std::size_t B = tc.batch, K = chunks_.size(), W = workers_.size();
     plan_.resize(B);
     for (std::size_t j = 0; j < B; ++j) plan_[j] = sample_for(std::uint64_t(step_) * B + j);
     auto& ps = model_.parameters();
     auto grads = ps.grads();
-    auto run = [&](std::size_t w) {
-      run_worker(workers_[w], w == 0 ? grads : std::span<T>(workers_[w].grads), (w * B) / W, ((w + 1) * B) / W);
-    };
-    pool_.run(run);  // worker 0 on this thread, the others on the pool's helpers
+    const std::size_t P = grads.size();
+    auto range = [&](std::size_t w) { return std::pair{w * P / W, (w + 1) * P / W}; };
 
+    next_chunk_.store(0, std::memory_order_relaxed);
+    pool_.run([&](std::size_t w) {  // forward + backward: worker 0 on this thread, the others on helpers
+      for (std::size_t c; (c = next_chunk_.fetch_add(1, std::memory_order_relaxed)) < K;)
+        run_chunk(workers_[w], chunks_[c], c == 0 ? grads : std::span<T>(chunks_[c].grads), c * B / K, (c + 1) * B / K);
+    });
+    pool_.run([&](std::size_t w) {  // the chunks' sum in chunk order, averaged; by parameter range
+      const auto [lo, hi] = range(w);
+      for (std::size_t c = 1; c < K; ++c) detail::axpy(grads.data() + lo, T(1), chunks_[c].grads.data() + lo, hi - lo);
+      if (B > 1)
+        for (std::size_t i = lo; i < hi; ++i) grads[i] *= T(1) / T(B);
+    });
     step_stats s;
-    for (std::size_t w = 0; w < W; ++w) {  // fixed order: deterministic sums
-      if (w > 0) detail::axpy(grads.data(), T(1), workers_[w].grads.data(), grads.size());
-      s.loss += workers_[w].loss; s.text_loss += workers_[w].text; s.recon += workers_[w].recon;
-    }
-    if (B > 1)
-      for (T& g : grads) g *= T(1) / T(B);
+    for (const auto& c : chunks_) { s.loss += c.loss; s.text_loss += c.text; s.recon += c.recon; }
     s.loss /= double(B); s.text_loss /= double(B); s.recon /= double(B);
     if (tc.clip_matrix > 0)
       for (std::size_t i = 0; i < ps.entries().size(); ++i)
@@ -136,13 +143,17 @@ public:
     s.lr = sched.at(step_);
     s.finite = std::isfinite(s.loss) && std::isfinite(s.grad_norm);
     if (s.finite) {  // a non-finite gradient never reaches the parameters
-      adam_.step(ps.values(), grads, s.lr);
-      s.finite = std::isfinite(l2_norm<T>(ps.values()));  // finite iff every parameter is
+      adam_.begin_step();
+      pool_.run([&](std::size_t w) {
+        const auto [lo, hi] = range(w);
+        adam_.update(ps.values(), grads, s.lr, lo, hi);
+        workers_[w].norm = l2_norm<T>(ps.values().subspan(lo, hi - lo));
+      });
+      for (const auto& w : workers_) s.finite = s.finite && std::isfinite(w.norm);  // finite iff every parameter is
     }
     ++step_;
     return s;
   }
-
   std::int64_t steps_done() const { return step_; }
   void set_steps_done(std::int64_t s) { step_ = s; }
   std::uint64_t seed() const { return seed_; }
@@ -154,13 +165,17 @@ private:
     std::size_t index;
     int dx, dy;
   };
-  struct alignas(64) worker {  // own cache lines: workers write their sums while others run
+  static constexpr std::size_t max_chunks = 8;  // a step's samples split into at most this many
+  struct alignas(64) worker {  // own cache lines: workers write these while others run
     basic_tape<T> tape;
-    std::vector<T> grads, x;  // grads: unused by worker 0
+    std::vector<T> x;
     std::vector<std::uint8_t> moved;
+    double norm = 0;  // of its range of parameters after the update
+  };
+  struct alignas(64) chunk {
+    std::vector<T> grads;  // unused by chunk 0, which writes the model's own gradient buffer
     double loss = 0, text = 0, recon = 0;
   };
-
   // Global sample number g → which image, and how it is shifted; a function of (seed, g) only.
   planned sample_for(std::uint64_t g) {
     const auto& tc = model_.config().train;
@@ -186,9 +201,9 @@ private:
     return p;
   }
 
-  void run_worker(worker& w, std::span<T> grads, std::size_t begin, std::size_t end) {
+  void run_chunk(worker& w, chunk& c, std::span<T> grads, std::size_t begin, std::size_t end) {
     std::fill(grads.begin(), grads.end(), T(0));
-    w.loss = w.text = w.recon = 0;
+    c.loss = c.text = c.recon = 0;
     const std::size_t rows = data_.images.rows, cols = data_.images.cols;
     for (std::size_t j = begin; j < end; ++j) {
       const planned& p = plan_[j];
@@ -201,9 +216,9 @@ private:
       w.tape.reset();
       auto r = model_.forward(w.tape, w.x, texts_[data_.labels[p.index]], grads);
       w.tape.backward(r.loss);
-      w.loss += double(w.tape.value(r.loss)[0]);
-      w.text += double(w.tape.value(r.text_loss)[0]);
-      w.recon += double(w.tape.value(r.recon)[0]);
+      c.loss += double(w.tape.value(r.loss)[0]);
+      c.text += double(w.tape.value(r.text_loss)[0]);
+      c.recon += double(w.tape.value(r.recon)[0]);
     }
   }
 
@@ -212,6 +227,8 @@ private:
   std::uint64_t seed_;
   basic_adam<T> adam_;
   std::vector<worker> workers_;
+  std::vector<chunk> chunks_;
+  std::atomic<std::size_t> next_chunk_{0};
   detail::worker_pool pool_{workers_.size() - 1};
   std::vector<std::vector<std::int32_t>> texts_;  // encoded name per class
   std::vector<planned> plan_;
