@@ -3,6 +3,9 @@
 // like its dot twin with "tensor" in place of "dot", so scripts can pair them.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <chrono>
+
 #include <purevlm/attention.hpp>
 
 using namespace purevlm;
@@ -47,6 +50,32 @@ void attention_tensor_forward(benchmark::State& s) { run(s, true, false); }
 void attention_dot_forward_backward(benchmark::State& s) { run(s, false, true); }
 void attention_tensor_forward_backward(benchmark::State& s) { run(s, true, true); }
 
+// The two side by side: each iteration times one dot and one tensor forward+backward, in
+// alternating order, so that a slow spell of a shared machine hits both; the counter is the
+// ratio of their median times (compare.py reports this one).
+void attention_tensor_over_dot(benchmark::State& state) {
+  buffers dot(std::size_t(state.range(0)), std::size_t(state.range(1)), false),
+      tensor(std::size_t(state.range(0)), std::size_t(state.range(1)), true);
+  std::vector<double> td, tt;
+  auto timed = [](buffers& b) {
+    const auto t0 = std::chrono::steady_clock::now();
+    b.forward();
+    b.backward();
+    benchmark::DoNotOptimize(b.dq.data());
+    benchmark::ClobberMemory();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  for (auto _ : state) {
+    if (td.size() % 2 == 0) { td.push_back(timed(dot)); tt.push_back(timed(tensor)); }
+    else { tt.push_back(timed(tensor)); td.push_back(timed(dot)); }
+  }
+  auto median = [](std::vector<double> v) {
+    std::nth_element(v.begin(), v.begin() + std::ptrdiff_t(v.size() / 2), v.end());
+    return v[v.size() / 2];
+  };
+  state.counters["tensor/dot"] = median(tt) / median(td);
+}
+
 void sizes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"T", "D"});
   for (long T : {36, 128, 512, 1024})
@@ -58,4 +87,5 @@ BENCHMARK(attention_dot_forward)->Apply(sizes);
 BENCHMARK(attention_tensor_forward)->Apply(sizes);
 BENCHMARK(attention_dot_forward_backward)->Apply(sizes);
 BENCHMARK(attention_tensor_forward_backward)->Apply(sizes);
+BENCHMARK(attention_tensor_over_dot)->Apply(sizes);
 BENCHMARK_MAIN();

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "tape.hpp"
@@ -34,10 +35,10 @@ inline std::size_t padded_keys(std::size_t Tk) { return (Tk + 7) / 8 * 8 + 8; }
 // that made the tensor score (m = 2 partial scores to keep) cost more than the dot score.
 inline std::size_t attention_saved_size(std::size_t Tq, std::size_t H) { return 2 * H * Tq; }
 // Scratch per call: K, V, dK and dV of one head transposed to [D, Tp] (so that every inner loop
-// runs over key positions t, contiguous and vectorizable whatever D is), plus 3 + m rows of Tp;
+// runs over key positions t, contiguous and vectorizable whatever D is), plus 2 + 2m rows of Tp;
 // Tp = detail::padded_keys(Tk), its padding columns zeros.
 inline std::size_t attention_scratch_size(std::size_t Tk, std::size_t D, std::size_t m) {
-  return (4 * D + 3 + m) * detail::padded_keys(Tk);
+  return (4 * D + 2 + 2 * m) * detail::padded_keys(Tk);
 }
 
 namespace detail {
@@ -52,29 +53,41 @@ void head_transpose(T* dst, const T* src, std::size_t Tk, std::size_t C, std::si
   for (std::size_t d = 0; d < D; ++d) std::fill(dst + d * Tp + Tk, dst + (d + 1) * Tp, T(0));
 }
 // Scores of query q[D] against keys kT[D, Tp] at positions [0, w): a[t] = scale · Π_f part_f[t]
-// with part_f[t] = q_f · k_f[t], stored at part[f·Tp + t] unless part is null. One vector of
-// positions at a time, accumulated in registers across d: each key value is loaded once per query.
-// M > 0 fixes m at compile time (the common scores unroll their factor loop); M = 0 takes m.
-template <std::size_t M, std::floating_point T>
-void product_scores_m(T* a, T* part, const T* q, const T* kT, std::size_t Tp, std::size_t w,
-                      std::size_t D, std::size_t m_, T scale) {
+// with part_f[t] = q_f · k_f[t], stored at part[f·Tp + t] unless part is null. a and part are
+// rows of Tp (whole vectors: stores may run past w). Blocks of c vectors of positions are
+// accumulated in registers across d: each q[d] is broadcast once per block, and c independent
+// chains of multiply-adds keep the FMA units busy. M > 0 fixes the number of factors at compile
+// time, unrolled so that p and prod stay in registers; M = 0 takes m at run time.
+template <std::size_t c, std::size_t M, std::floating_point T>
+void product_scores_block(T* a, T* part, const T* q, const T* kT, std::size_t Tp, std::size_t t, std::size_t D,
+                          std::size_t m_, T scale) {
   using V = typename simd<T>::type;
   constexpr std::size_t L = sizeof(V) / sizeof(T);
   const std::size_t m = M ? M : m_, Dm = D / m;
-  for (std::size_t t = 0; t < w; t += L) {
-    const std::size_t len = std::min(L, w - t);  // < L only when w = Tk is not whole vectors
-    V prod = V{} + scale, k;
-    for (std::size_t f = 0; f < m; ++f) {
-      V p = {};
-      for (std::size_t d = f * Dm; d < (f + 1) * Dm; ++d) {
-        std::memcpy(&k, kT + d * Tp + t, sizeof k);
-        p += q[d] * k;
+  V prod[c], p[c], k;
+  for (std::size_t j = 0; j < c; ++j) prod[j] = V{} + scale;
+  auto factor = [&](std::size_t f) {
+    for (std::size_t j = 0; j < c; ++j) p[j] = V{};
+    for (std::size_t d = f * Dm; d < (f + 1) * Dm; ++d)
+      for (std::size_t j = 0; j < c; ++j) {
+        std::memcpy(&k, kT + d * Tp + t + j * L, sizeof k);
+        p[j] += q[d] * k;
       }
-      if (part) store(part + f * Tp + t, p, len);
-      prod *= p;
-    }
-    store(a + t, prod, len);
-  }
+    for (std::size_t j = 0; j < c; ++j) prod[j] *= p[j];
+    if (part)
+      for (std::size_t j = 0; j < c; ++j) std::memcpy(part + f * Tp + t + j * L, &p[j], sizeof(V));
+  };
+  if constexpr (M > 0) [&]<std::size_t... F>(std::index_sequence<F...>) { (factor(F), ...); }(std::make_index_sequence<M>{});
+  else for (std::size_t f = 0; f < m; ++f) factor(f);
+  for (std::size_t j = 0; j < c; ++j) std::memcpy(a + t + j * L, &prod[j], sizeof(V));
+}
+template <std::size_t M, std::floating_point T>
+void product_scores_m(T* a, T* part, const T* q, const T* kT, std::size_t Tp, std::size_t w, std::size_t D,
+                      std::size_t m, T scale) {
+  constexpr std::size_t L = sizeof(typename simd<T>::type) / sizeof(T);
+  std::size_t t = 0;
+  for (; t + 4 * L <= w; t += 4 * L) product_scores_block<4, M>(a, part, q, kT, Tp, t, D, m, scale);
+  for (; t < w; t += L) product_scores_block<1, M>(a, part, q, kT, Tp, t, D, m, scale);
 }
 template <std::floating_point T>
 void product_scores(T* a, T* part, const T* q, const T* kT, std::size_t Tp, std::size_t w, std::size_t D,
@@ -134,7 +147,7 @@ void attention_forward(std::span<T> out, std::span<T> saved, std::span<T> scratc
       const std::size_t row = h * Tq + i, n = Tk - Tq + i + 1;  // causal: query i sees keys 0..n-1
       const std::size_t w = detail::work_width(n, Tk);
       detail::product_scores(a, static_cast<T*>(nullptr), &q[i * C + h * D], kT, Tp, w, D, m, T(score.scale));
-      const T mx = *std::max_element(a, a + n);
+      const T mx = detail::max_of(a, n);
       T* st = &stats[2 * row];
       st[0] = mx;
       st[1] = T(1) / detail::exp_sum(a, n, mx);
@@ -153,7 +166,7 @@ void attention_backward(std::span<T> dq, std::span<T> dk, std::span<T> dv, std::
   const T sc = T(score.scale);
   const T* stats = saved.data();
   T *kT = scratch.data(), *vT = kT + D * Tp, *dkT = vT + D * Tp, *dvT = dkT + D * Tp, *a = dvT + D * Tp,
-    *datt = a + Tp, *g = datt + Tp, *part = g + Tp;
+    *datt = a + Tp, *part = datt + Tp, *g = part + m * Tp;
   for (std::size_t h = 0; h < H; ++h) {
     detail::head_transpose(kT, &k[h * D], Tk, C, D);
     detail::head_transpose(vT, &v[h * D], Tk, C, D);
@@ -163,7 +176,7 @@ void attention_backward(std::span<T> dq, std::span<T> dk, std::span<T> dv, std::
       const T* doi = &dout[i * C + h * D];
       const T* qi = &q[i * C + h * D];
       // the forward's softmax row, recomputed the same way, keeping the partial scores this time
-      detail::product_scores(a, part, qi, kT, Tp, w, D, m, sc);
+      detail::product_scores(a, m > 1 ? part : nullptr, qi, kT, Tp, w, D, m, sc);  // m = 1 needs no parts
       detail::exp_sum(a, n, stats[2 * row]);
       detail::normalise(a, n, w, stats[2 * row + 1]);
       detail::product_scores(datt, static_cast<T*>(nullptr), doi, vT, Tp, w, D, 1, T(1));  // ∂out_i/∂att_t = v_t
@@ -171,17 +184,24 @@ void attention_backward(std::span<T> dq, std::span<T> dk, std::span<T> dv, std::
       const T s = detail::dot(a, datt, w);
       // softmax backward, times the scale: datt becomes d(score) · scale
       for (std::size_t t = 0; t < w; ++t) datt[t] = sc * (a[t] * (datt[t] - s));
-      for (std::size_t f = 0; f < m; ++f) {
-        // ∂score/∂(q_f·k_f) = scale · Π_{o≠f} part_o; for m = 2: ds1 = dscore · s2 / D. m = 1: g = datt
-        const T* gf = datt;
-        if (m > 1) {
-          const std::size_t first = f == 0 ? 1 : 0;  // the first other factor, multiplied in as g is made
-          for (std::size_t t = 0; t < w; ++t) g[t] = datt[t] * part[first * Tp + t];
-          for (std::size_t o = first + 1; o < m; ++o)
-            if (o != f)
-              for (std::size_t t = 0; t < w; ++t) g[t] *= part[o * Tp + t];
-          gf = g;
+      // g_f = ∂score/∂(q_f·k_f) · d(score) = scale · Π_{o≠f} part_o · d(score), one row per factor;
+      // m = 1: datt itself; m = 2: each part times datt lands in the other's row, in one pass
+      if (m == 2)
+        for (std::size_t t = 0; t < w; ++t) {
+          const T p0 = part[t], p1 = part[Tp + t];
+          g[t] = datt[t] * p1;
+          g[Tp + t] = datt[t] * p0;
         }
+      else if (m > 2)
+        for (std::size_t f = 0; f < m; ++f) {
+          T* gf = g + f * Tp;
+          std::copy(datt, datt + w, gf);
+          for (std::size_t o = 0; o < m; ++o)
+            if (o != f)
+              for (std::size_t t = 0; t < w; ++t) gf[t] *= part[o * Tp + t];
+        }
+      for (std::size_t f = 0; f < m; ++f) {
+        const T* gf = m == 1 ? datt : g + f * Tp;
         for (std::size_t d = f * Dm; d < (f + 1) * Dm; ++d) {
           dq[i * C + h * D + d] += detail::dot(gf, kT + d * Tp, w);  // dq_f += Σ_t g_t k_f[t]
           detail::axpy(dkT + d * Tp, qi[d], gf, w);                   // dk_f[t] += g_t q_f

@@ -67,6 +67,21 @@ inline void exp_in_place(simd<float>::type& x) {
   x = x < lo ? zero : p * two_n;
 }
 
+// max of a[0..n), n ≥ 1, branch-free in eight lanes (vmaxps): std::max_element's data-dependent
+// branch mispredicted often enough on attention rows to cost more than the scores themselves.
+template <std::floating_point T>
+T max_of(const T* a, std::size_t n) {
+  T m[8];
+  std::fill(m, m + 8, a[0]);
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (std::size_t j = 0; j < 8; ++j) m[j] = a[i + j] > m[j] ? a[i + j] : m[j];
+  for (; i < n; ++i) m[0] = a[i] > m[0] ? a[i] : m[0];
+  T r = m[0];
+  for (std::size_t j = 1; j < 8; ++j) r = m[j] > r ? m[j] : r;
+  return r;
+}
+
 // a[t] ← e^(a[t] − shift) for t < n; returns their sum. Floats run eight at a time through
 // exp_in_place() above; the sum is kept lane by lane and then added as a tree.
 template <std::floating_point T>
@@ -373,7 +388,7 @@ void softmax_forward(std::span<T> out, std::span<const T> x, std::size_t N, std:
   for (std::size_t n = 0; n < N; ++n) {
     T* y = &out[n * C];
     std::copy(&x[n * C], &x[n * C] + C, y);
-    const T s = detail::exp_sum(y, C, *std::max_element(y, y + C));
+    const T s = detail::exp_sum(y, C, detail::max_of(y, C));
     for (std::size_t c = 0; c < C; ++c) y[c] /= s;
   }
 }
@@ -397,7 +412,7 @@ void cross_entropy_forward(std::span<T> out, std::span<T> probs, std::span<const
   T loss = 0;
   for (std::size_t n = 0; n < N; ++n) {
     const T* l = &logits[n * V];
-    const T mx = *std::max_element(l, l + V);
+    const T mx = detail::max_of(l, V);
     T s = 0;  // exact log-softmax: log Σ exp(l − mx), no epsilon inside the log
     for (std::size_t v = 0; v < V; ++v) s += std::exp(l[v] - mx);
     loss += std::log(s) + mx - l[targets[n]];
