@@ -225,6 +225,11 @@ inline void transpose8x8(simd<float>::type (&v)[8]) {
 // 8×8 blocks in registers; the edges, and doubles, are copied one by one.
 template <std::floating_point T>
 void transpose(T* dst, const T* src, std::size_t R, std::size_t C, std::size_t stride, std::size_t dst_stride) {
+  // rows [r, r + n) of columns [c0, C), one value at a time
+  auto one_by_one = [&](std::size_t r, std::size_t n, std::size_t c0) {
+    for (std::size_t c = c0; c < C; ++c)
+      for (std::size_t i = 0; i < n; ++i) dst[c * dst_stride + r + i] = src[(r + i) * stride + c];
+  };
   std::size_t r0 = 0;
   if constexpr (std::is_same_v<T, float>) {
     using V = simd<float>::type;
@@ -236,12 +241,10 @@ void transpose(T* dst, const T* src, std::size_t R, std::size_t C, std::size_t s
         transpose8x8(v);
         for (std::size_t j = 0; j < 8; ++j) std::memcpy(dst + (c0 + j) * dst_stride + r0, &v[j], sizeof(V));
       }
-      for (std::size_t c = c0; c < C; ++c)
-        for (std::size_t r = r0; r < r0 + 8; ++r) dst[c * dst_stride + r] = src[r * stride + c];
+      one_by_one(r0, 8, c0);
     }
   }
-  for (std::size_t c = 0; c < C; ++c)
-    for (std::size_t r = r0; r < R; ++r) dst[c * dst_stride + r] = src[r * stride + c];
+  one_by_one(r0, R - r0, 0);
 }
 template <std::floating_point T>
 void transpose(T* dst, const T* src, std::size_t R, std::size_t C) { transpose(dst, src, R, C, C, R); }
