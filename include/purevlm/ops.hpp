@@ -116,13 +116,6 @@ T exp_sum(T* a, std::size_t n, T shift) {
   }
 }
 
-// The first n ≤ L lanes of x to dst: a whole-vector store when n = L.
-template <std::floating_point T>
-inline void store(T* dst, const typename simd<T>::type& x, std::size_t n) {
-  if (n == sizeof x / sizeof(T)) std::memcpy(dst, &x, sizeof x);
-  else for (std::size_t j = 0; j < n; ++j) dst[j] = x[j];
-}
-
 // C[N,M] += A[N,K] · B[K,M], row-major. Four rows of C times one vector of columns are kept in
 // four registers while k runs, so each vector of B is loaded once for four FMAs; column and row
 // remainders fall back to plain loops. Every matmul, forward and backward, runs through here.
