@@ -17,6 +17,12 @@
 namespace purevlm {
 
 namespace detail {
+// The eight partial sums of a lane-wise accumulation (an array or a vector) added as a tree:
+// the one order dot(), exp_sum() and l2_norm() add in (lane_sums() below does it with shuffles).
+template <class A>
+inline auto tree_sum(const A& acc) {
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
 // Dot product with eight independent partial sums, so that -O2/-O3 vectorizes it without
 // -ffast-math (a single accumulator is a serial dependency the compiler must respect).
 template <std::floating_point T>
@@ -25,7 +31,7 @@ inline T dot(const T* a, const T* b, std::size_t n) {
   std::size_t i = 0;
   for (; i + 8 <= n; i += 8)
     for (std::size_t j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
-  T s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  T s = tree_sum(acc);
   for (; i < n; ++i) s += a[i] * b[i];
   return s;
 }
@@ -108,7 +114,7 @@ T exp_sum(T* a, std::size_t n, T shift) {
       std::memcpy(a + t, &x, (n - t) * sizeof(float));
       acc += x;
     }
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    return T(tree_sum(acc));
   } else {
     T sum = 0;
     for (std::size_t t = 0; t < n; ++t) sum += (a[t] = std::exp(a[t] - shift));
@@ -150,7 +156,7 @@ void gemm_accumulate(T* C, const T* A, const T* B, std::size_t N, std::size_t K,
 }
 
 // The lane sums of eight float vectors as one vector: r[j] = Σ lanes of v[j], each added in
-// dot()'s tree ((0+1)+(2+3))+((4+5)+(6+7)), by three rounds of pairwise shuffles and adds.
+// tree_sum()'s order ((0+1)+(2+3))+((4+5)+(6+7)), by three rounds of pairwise shuffles and adds.
 inline void lane_sums(simd<float>::type& r, const simd<float>::type (&v)[8]) {
   using V = simd<float>::type;
   V u[4], w[2];

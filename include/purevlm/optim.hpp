@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "ops.hpp"
 #include "tensor.hpp"
 
 namespace purevlm {
@@ -97,7 +98,7 @@ double l2_norm(std::span<const T> g) {
   std::size_t i = 0;
   for (; i + 8 <= g.size(); i += 8)
     for (std::size_t j = 0; j < 8; ++j) acc[j] += double(g[i + j]) * double(g[i + j]);
-  double s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  double s = detail::tree_sum(acc);
   for (; i < g.size(); ++i) s += double(g[i]) * double(g[i]);
   return std::sqrt(s);
 }
