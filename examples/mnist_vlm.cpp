@@ -154,7 +154,7 @@ report evaluate(vlm& model, const labeled_images& test, std::size_t limit, bool 
   const std::size_t K = names.size(), n = limit ? std::min(limit, test.size()) : test.size();
   std::vector<std::vector<std::size_t>> confusion(K, std::vector<std::size_t>(K + 1, 0));  // last column: not a name
   std::vector<std::string> said(n);
-  std::vector<float> x(model.config().tokenizer.pixels);
+  std::vector<float> x(model.config().pixels());
   tape t;
   report r;
   r.n = n;
@@ -349,7 +349,7 @@ int eval(const options& o) {
 
 int say(const options& o) {
   vlm model = load_model(o.load);
-  std::vector<float> x(model.config().tokenizer.pixels);
+  std::vector<float> x(model.config().pixels());
   for (const auto& path : o.images) {
     const auto digit = mnist_style(read_pgm(path));
     prepare<float>(x, digit);

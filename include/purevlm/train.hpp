@@ -99,12 +99,12 @@ public:
         chunks_(std::min<std::size_t>(max_chunks, std::max<std::size_t>(1, model.config().train.batch))) {
     if (data_.size() == 0) throw error("trainer: no training images");
     const std::size_t side = data_.images.rows;
-    if (data_.images.rows * data_.images.cols / 4 != model.config().tokenizer.pixels || side != data_.images.cols)
+    if (data_.images.rows * data_.images.cols / 4 != model.config().pixels() || side != data_.images.cols)
       throw error("trainer: images of " + std::to_string(data_.images.rows) + "x" + std::to_string(data_.images.cols) +
-                  " do not pool to the model's " + std::to_string(model.config().tokenizer.pixels) + " pixels");
+                  " do not pool to the model's " + std::to_string(model.config().pixels()) + " pixels");
     for (const auto& name : model.vocab().class_names()) texts_.push_back(model.vocab().encode(name));
     for (auto& w : workers_) {
-      w.x.resize(model.config().tokenizer.pixels);
+      w.x.resize(model.config().pixels());
       w.moved.resize(data_.images.rows * data_.images.cols);
     }
     for (std::size_t c = 1; c < chunks_.size(); ++c) chunks_[c].grads.resize(model.parameter_count());  // chunk 0: the model's own

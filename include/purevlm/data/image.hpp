@@ -12,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../tensor.hpp"
@@ -49,6 +50,16 @@ inline void shift_image(std::span<std::uint8_t> out, std::span<const std::uint8_
       if (sc >= 0 && sc < long(cols)) out[r * cols + c] = img[std::size_t(sr) * cols + std::size_t(sc)];
     }
   }
+}
+
+// The move `eval --shift P` gives test image `index`: P pixels in one of the 8 directions
+// (N, NE, E, …), picked by a fixed hash of the index, so every run moves every image the same way.
+inline std::pair<int, int> test_shift(std::size_t index, int P) {
+  static constexpr int dirs[8][2] = {{0, -1}, {1, -1}, {1, 0}, {1, 1}, {0, 1}, {-1, 1}, {-1, 0}, {-1, -1}};
+  std::uint64_t h = (std::uint64_t(index) + 1) * 0x9e3779b97f4a7c15ull;
+  h ^= h >> 31;
+  const int* d = dirs[(h * 0xbf58476d1ce4e5b9ull) >> 61];  // the top 3 bits: one of 8
+  return {d[0] * P, d[1] * P};
 }
 
 struct gray_image {

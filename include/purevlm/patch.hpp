@@ -1,0 +1,245 @@
+// SPDX-License-Identifier: MIT
+// patch.hpp: the patch tokenizer — the BAE kernels of bae.hpp applied with shared weights to every
+// k×k patch of the image. One layer is a bilinear convolution (L * x) ⊙ (R * x): a BAE on each patch,
+// degree 2 in the pixels; a second layer over the first one's channels is BAE × BAE, degree 4.
+// Each layer: patches (im2col) → product of two projections (one matmul each) → average pool →
+// each channel divided by its RMS over the grid. The last grid's cells are the vision tokens, one
+// per image region. Feature maps are [positions, channels], positions row-major over the grid, so a
+// patch is a row. Not here: strides in the convolution, ReLU stacks. Derivations: docs/bae.md.
+// Letters: H, W grid height and width, C channels, K patch side, S pool stride, P positions (H·W).
+#pragma once
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "bae.hpp"
+
+namespace purevlm {
+
+// ---- patches (im2col): out[Ho·Wo, K·K·C], row (y, x) = the K×K window whose corner is at
+// (y − pad, x − pad) of in[H·W, C], in (ky, kx, c) order, zeros outside; Ho = H + 2·pad − K + 1 ----
+template <std::floating_point T>
+void patches_forward(std::span<T> out, std::span<const T> in, std::size_t H, std::size_t W, std::size_t C,
+                     std::size_t K, std::size_t pad) {
+  const std::size_t Ho = H + 2 * pad - K + 1, Wo = W + 2 * pad - K + 1;
+  T* o = out.data();
+  for (std::size_t y = 0; y < Ho; ++y)
+    for (std::size_t x = 0; x < Wo; ++x)
+      for (std::size_t ky = 0; ky < K; ++ky) {
+        const std::size_t iy = y + ky - pad;  // wraps past H when above the grid
+        for (std::size_t kx = 0; kx < K; ++kx, o += C) {
+          const std::size_t ix = x + kx - pad;
+          if (iy < H && ix < W) std::copy_n(&in[(iy * W + ix) * C], C, o);
+          else std::fill_n(o, C, T(0));
+        }
+      }
+}
+// din[H·W, C] += each window's gradient at the pixels it read (col2im)
+template <std::floating_point T>
+void patches_backward(std::span<T> din, std::span<const T> dout, std::size_t H, std::size_t W, std::size_t C,
+                      std::size_t K, std::size_t pad) {
+  const std::size_t Ho = H + 2 * pad - K + 1, Wo = W + 2 * pad - K + 1;
+  const T* g = dout.data();
+  for (std::size_t y = 0; y < Ho; ++y)
+    for (std::size_t x = 0; x < Wo; ++x)
+      for (std::size_t ky = 0; ky < K; ++ky) {
+        const std::size_t iy = y + ky - pad;
+        for (std::size_t kx = 0; kx < K; ++kx, g += C) {
+          const std::size_t ix = x + kx - pad;
+          if (iy < H && ix < W) detail::axpy(&din[(iy * W + ix) * C], T(1), g, C);
+        }
+      }
+}
+
+// ---- average pool: out[Ho·Wo, C] = mean of in's K×K window at (y·S, x·S); Ho = (H − K)/S + 1 ----
+template <std::floating_point T>
+void avgpool_forward(std::span<T> out, std::span<const T> in, std::size_t H, std::size_t W, std::size_t C,
+                     std::size_t K, std::size_t S) {
+  const std::size_t Ho = (H - K) / S + 1, Wo = (W - K) / S + 1;
+  const T w = T(1) / T(K * K);
+  std::fill(out.begin(), out.end(), T(0));
+  for (std::size_t y = 0; y < Ho; ++y)
+    for (std::size_t x = 0; x < Wo; ++x)
+      for (std::size_t ky = 0; ky < K; ++ky)
+        for (std::size_t kx = 0; kx < K; ++kx)
+          detail::axpy(&out[(y * Wo + x) * C], w, &in[((y * S + ky) * W + x * S + kx) * C], C);
+}
+template <std::floating_point T>
+void avgpool_backward(std::span<T> din, std::span<const T> dout, std::size_t H, std::size_t W, std::size_t C,
+                      std::size_t K, std::size_t S) {
+  const std::size_t Ho = (H - K) / S + 1, Wo = (W - K) / S + 1;
+  const T w = T(1) / T(K * K);  // ∂out/∂in = 1/K² for every pixel of the window
+  for (std::size_t y = 0; y < Ho; ++y)
+    for (std::size_t x = 0; x < Wo; ++x)
+      for (std::size_t ky = 0; ky < K; ++ky)
+        for (std::size_t kx = 0; kx < K; ++kx)
+          detail::axpy(&din[((y * S + ky) * W + x * S + kx) * C], w, &dout[(y * Wo + x) * C], C);
+}
+
+// ---- channel RMS norm: out[p,c] = x[p,c]·rstd[c], rstd[c] = 1/sqrt(mean_p x[p,c]² + eps) ----
+// Each channel is scaled by one number for the whole image, so the picture's contrast and the
+// weights' scale drop out while where a channel fires, relative to elsewhere, is kept.
+// saves rstd[C]; backward uses m[C] as scratch.
+template <std::floating_point T>
+void channel_rmsnorm_forward(std::span<T> out, std::span<T> rstd, std::span<const T> x, std::size_t P, std::size_t C,
+                             T eps) {
+  std::fill(rstd.begin(), rstd.end(), T(0));
+  for (std::size_t p = 0; p < P; ++p)
+    for (std::size_t c = 0; c < C; ++c) rstd[c] += x[p * C + c] * x[p * C + c];
+  for (std::size_t c = 0; c < C; ++c) rstd[c] = T(1) / std::sqrt(rstd[c] / T(P) + eps);
+  for (std::size_t p = 0; p < P; ++p)
+    for (std::size_t c = 0; c < C; ++c) out[p * C + c] = x[p * C + c] * rstd[c];
+}
+template <std::floating_point T>
+void channel_rmsnorm_backward(std::span<T> dx, std::span<T> m, std::span<const T> dout, std::span<const T> out,
+                              std::span<const T> rstd, std::size_t P, std::size_t C) {
+  // as rmsnorm over a column: dx = rstd · (dy − y · mean_p(dy ⊙ y))
+  std::fill(m.begin(), m.end(), T(0));
+  for (std::size_t p = 0; p < P; ++p)
+    for (std::size_t c = 0; c < C; ++c) m[c] += dout[p * C + c] * out[p * C + c];
+  for (std::size_t c = 0; c < C; ++c) m[c] /= T(P);
+  for (std::size_t p = 0; p < P; ++p)
+    for (std::size_t c = 0; c < C; ++c) dx[p * C + c] += rstd[c] * (dout[p * C + c] - out[p * C + c] * m[c]);
+}
+
+// ---- tape ops ----
+
+// The K×K patches of x[H·W, C], zero-padded by `pad`: [Ho·Wo, K·K·C]
+template <std::floating_point T>
+var patches(basic_tape<T>& t, var x, std::size_t H, std::size_t W, std::size_t K, std::size_t pad) {
+  if (H * W != t.rows(x) || K == 0 || K > H + 2 * pad || K > W + 2 * pad)
+    throw error("patches: " + std::to_string(K) + "x" + std::to_string(K) + " windows, pad " + std::to_string(pad) +
+                ", over a " + std::to_string(H) + "x" + std::to_string(W) + " grid of " + t.shape_of(x));
+  const std::size_t C = t.cols(x);
+  var y = t.make((H + 2 * pad - K + 1) * (W + 2 * pad - K + 1), K * K * C, {x}, [](basic_tape<T>& t, const auto& n) {
+    var x = t.input_of(n, 0);
+    patches_backward<T>(t.grad(x), t.grad(n), n.p[0], n.p[1], t.cols(x), n.p[2], n.p[3]);
+  });
+  auto& nd = t.at(y);
+  nd.p[0] = H; nd.p[1] = W; nd.p[2] = K; nd.p[3] = pad;
+  patches_forward<T>(t.value(y), t.value(x), H, W, C, K, pad);
+  return y;
+}
+
+// K×K average pool with stride S over x[H·W, C]: [Ho·Wo, C]
+template <std::floating_point T>
+var avgpool(basic_tape<T>& t, var x, std::size_t H, std::size_t W, std::size_t K, std::size_t S) {
+  if (H * W != t.rows(x) || K == 0 || S == 0 || K > H || K > W)
+    throw error("avgpool: " + std::to_string(K) + "x" + std::to_string(K) + " windows, stride " + std::to_string(S) +
+                ", over a " + std::to_string(H) + "x" + std::to_string(W) + " grid of " + t.shape_of(x));
+  const std::size_t C = t.cols(x);
+  var y = t.make(((H - K) / S + 1) * ((W - K) / S + 1), C, {x}, [](basic_tape<T>& t, const auto& n) {
+    avgpool_backward<T>(t.grad(t.input_of(n, 0)), t.grad(n), n.p[0], n.p[1], n.cols, n.p[2], n.p[3]);
+  });
+  auto& nd = t.at(y);
+  nd.p[0] = H; nd.p[1] = W; nd.p[2] = K; nd.p[3] = S;
+  avgpool_forward<T>(t.value(y), t.value(x), H, W, C, K, S);
+  return y;
+}
+
+// Each column of x[P, C] divided by its RMS over the P rows
+template <std::floating_point T>
+var channel_rmsnorm(basic_tape<T>& t, var x, T eps) {
+  var y = t.make(t.rows(x), t.cols(x), {x}, [](basic_tape<T>& t, const auto& n) {
+    auto s = t.saved(n, 2 * n.cols);
+    channel_rmsnorm_backward<T>(t.grad(t.input_of(n, 0)), s.subspan(n.cols), t.grad(n), t.value(n), s.first(n.cols),
+                                n.rows, n.cols);
+  });
+  auto s = t.save(y, 2 * t.cols(x));  // rstd, then the backward's scratch
+  channel_rmsnorm_forward<T>(t.value(y), s.first(t.cols(x)), t.value(x), t.rows(x), t.cols(x), eps);
+  return y;
+}
+
+// ---- the patch tokenizer ----
+
+struct patch_layer {
+  std::size_t kernel = 5;    // K: the patch side
+  std::size_t channels = 16; // C: BAE features per patch
+  std::size_t pad = 0;       // zeros around the grid (K/2 keeps its size)
+  std::size_t pool = 2;      // average-pool window after the product (1: none)
+  std::size_t stride = 2;    // and its stride
+};
+
+struct patch_config {
+  std::size_t side = 14;             // the input image is side × side, one channel
+  std::vector<patch_layer> layers;   // applied in order; the last grid's cells are the tokens
+
+  // The grid side after each layer; the last is the token grid's.
+  std::size_t side_after(std::size_t layer) const {
+    std::size_t s = side;
+    for (std::size_t i = 0; i <= layer; ++i) {
+      const auto& l = layers[i];
+      s = (s + 2 * l.pad - l.kernel + 1 - l.pool) / l.stride + 1;
+    }
+    return s;
+  }
+  std::size_t tokens() const { return layers.empty() ? 0 : side_after(layers.size() - 1) * side_after(layers.size() - 1); }
+  std::size_t width() const { return layers.empty() ? 0 : layers.back().channels; }
+  std::size_t parameter_count() const {
+    std::size_t n = 0, in = 1;
+    for (const auto& l : layers) { n += 2 * l.channels * l.kernel * l.kernel * in; in = l.channels; }
+    return n;
+  }
+  void validate() const {
+    std::size_t s = side;
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+      const auto& l = layers[i];
+      const std::string at = "patch_config.layers[" + std::to_string(i) + "]: ";
+      if (l.kernel == 0 || l.channels == 0 || l.pool == 0 || l.stride == 0)
+        throw error(at + "kernel, channels, pool and stride must be at least 1");
+      if (l.kernel > s + 2 * l.pad || s + 2 * l.pad - l.kernel + 1 < l.pool)
+        throw error(at + std::to_string(l.kernel) + "x" + std::to_string(l.kernel) + " patches (pad " + std::to_string(l.pad) +
+                    ") then pool " + std::to_string(l.pool) + " do not fit a " + std::to_string(s) + "x" + std::to_string(s) + " grid");
+      s = side_after(i);
+    }
+  }
+};
+
+template <std::floating_point T>
+class basic_patch_tokenizer {
+public:
+  // Registers patch<i>_l, patch<i>_r [C, K·K·Cin] per layer, Normal(0, 1/sqrt(K·K·Cin)): a
+  // projection of a patch starts at about the size of the patch.
+  basic_patch_tokenizer(const patch_config& cfg, basic_parameters<T>& ps, rng& g) : cfg_(cfg) {
+    cfg_.validate();
+    std::size_t in = 1;
+    for (std::size_t i = 0; i < cfg_.layers.size(); ++i) {
+      const auto& l = cfg_.layers[i];
+      const std::size_t fan_in = l.kernel * l.kernel * in;
+      const T std = T(1) / std::sqrt(T(fan_in));
+      std::string name = "patch";  // appended: g++ 12 warns falsely on "…" + std::string
+      name += std::to_string(i);
+      weights_.push_back({ps.add(name + "_l", l.channels, fan_in, std, g), ps.add(name + "_r", l.channels, fan_in, std, g)});
+      in = l.channels;
+    }
+  }
+
+  // x[1, side²] → tokens [grid², C_last], one per region, row-major over the grid.
+  var forward(basic_tape<T>& t, basic_parameters<T>& ps, std::span<T> grads, var x) const {
+    if (t.size(x) != cfg_.side * cfg_.side)
+      throw error("patch tokenizer: image of " + std::to_string(t.size(x)) + " values, config.side² is " +
+                  std::to_string(cfg_.side * cfg_.side));
+    var h = reshape(t, x, t.size(x), 1);  // [P, 1]: one channel
+    std::size_t s = cfg_.side;
+    for (std::size_t i = 0; i < cfg_.layers.size(); ++i) {
+      const auto& l = cfg_.layers[i];
+      var cols = patches(t, h, s, s, l.kernel, l.pad);
+      const std::size_t so = s + 2 * l.pad - l.kernel + 1;
+      const var w[2] = {t.parameter(ps, weights_[i].first, grads), t.parameter(ps, weights_[i].second, grads)},
+                in[2] = {cols, cols};
+      h = product_of_projections<T>(t, w, in);  // (L·patch) ⊙ (R·patch): a BAE on every patch
+      if (l.pool > 1 || l.stride > 1) h = avgpool(t, h, so, so, l.pool, l.stride);
+      h = channel_rmsnorm(t, h, T(1e-12));
+      s = cfg_.side_after(i);
+    }
+    return h;
+  }
+  const patch_config& config() const { return cfg_; }
+
+private:
+  patch_config cfg_;
+  std::vector<std::pair<std::size_t, std::size_t>> weights_;  // parameter indices of L, R per layer
+};
+
+}  // namespace purevlm
