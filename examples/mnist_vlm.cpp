@@ -34,7 +34,7 @@ struct options {
   std::string command, data, dataset = "mnist", preset = "default", save, resume, load;
   std::optional<std::int64_t> steps, epochs;
   std::optional<std::size_t> batch;
-  std::size_t threads = 1, limit = 0;
+  std::size_t threads = 1, limit = 0, shift = 0;
   std::uint64_t seed = 42;
   bool json = false, constrained = false, help = false;
   std::vector<std::string> images;
@@ -47,8 +47,9 @@ const std::map<std::string, std::string> help_text = {
      "                       [--save FILE] [--resume FILE] [--json]\n"
      "Trains the preset, saves it (default: purevlm-<preset>.ckpt), then evaluates it on the whole test set.\n"},
     {"eval",
-     "usage: mnist_vlm eval --load FILE [--data DIR] [--limit N] [--constrained] [--json]\n"
-     "Evaluates a saved model on the test set: accuracy with a 95% interval, per class, confusion matrix.\n"},
+     "usage: mnist_vlm eval --load FILE [--data DIR] [--limit N] [--shift P] [--constrained] [--json]\n"
+     "Evaluates a saved model on the test set: accuracy with a 95% interval, per class, confusion matrix.\n"
+     "--shift P moves each test digit P pixels in one of 8 directions (fixed per image) first.\n"},
     {"say", "usage: mnist_vlm say --load FILE IMAGE.pgm...\nWrites the word each picture shows (PGM P2/P5, any size).\n"},
 };
 
@@ -93,12 +94,14 @@ options parse(int argc, char** argv) {
     else if (o.command == "train" && a == "--save") o.save = value();
     else if (o.command == "train" && a == "--resume") o.resume = value();
     else if (o.command == "eval" && a == "--limit") o.limit = parse_number<std::size_t>(a, value());
+    else if (o.command == "eval" && a == "--shift") o.shift = parse_number<std::size_t>(a, value());
     else if (o.command == "say" && !a.starts_with("-")) o.images.push_back(a);
     else throw usage_error("unknown option '" + a + "' for " + o.command + "\n" + help_text.at(o.command));
   }
   if (o.help) return o;
   if (o.steps && o.epochs) throw usage_error("give --steps or --epochs, not both");
   if (o.threads == 0) throw usage_error("--threads must be at least 1");
+  if (o.shift > 27) throw usage_error("--shift moves a 28x28 digit by 0..27 pixels, got " + std::to_string(o.shift));
   if (o.batch && *o.batch == 0) throw usage_error("--batch must be at least 1");
   if (o.dataset != "mnist" && o.dataset != "fashion") throw usage_error("--dataset is mnist or fashion, got '" + o.dataset + "'");
   if (o.command != "train" && o.load.empty()) throw usage_error(o.command + " needs --load FILE\n" + help_text.at(o.command));
@@ -149,18 +152,30 @@ struct report {
   double micros_per_image = 0;
 };
 
-report evaluate(vlm& model, const labeled_images& test, std::size_t limit, bool constrained, bool quiet) {
+// Test image i as evaluated: moved by `shift` pixels in its own direction (test_shift), or as is.
+std::span<const std::uint8_t> test_image(const labeled_images& test, std::size_t i, std::size_t shift,
+                                         std::vector<std::uint8_t>& moved) {
+  auto img = test.images.image(i);
+  if (shift == 0) return img;
+  moved.resize(img.size());
+  const auto [dx, dy] = test_shift(i, int(shift));
+  shift_image(moved, img, dx, dy, test.images.rows, test.images.cols);
+  return moved;
+}
+
+report evaluate(vlm& model, const labeled_images& test, std::size_t limit, std::size_t shift, bool constrained, bool quiet) {
   const auto& names = model.vocab().class_names();
   const std::size_t K = names.size(), n = limit ? std::min(limit, test.size()) : test.size();
   std::vector<std::vector<std::size_t>> confusion(K, std::vector<std::size_t>(K + 1, 0));  // last column: not a name
   std::vector<std::string> said(n);
   std::vector<float> x(model.config().pixels());
+  std::vector<std::uint8_t> moved;
   tape t;
   report r;
   r.n = n;
   const auto start = clock_type::now();
   for (std::size_t i = 0; i < n; ++i) {
-    prepare<float>(x, test.images.image(i), test.images.rows, test.images.cols);
+    prepare<float>(x, test_image(test, i, shift, moved), test.images.rows, test.images.cols);
     said[i] = model.generate(t, x);
     const int k = model.vocab().class_of(said[i]);
     confusion[test.labels[i]][k < 0 ? K : std::size_t(k)]++;
@@ -171,7 +186,7 @@ report evaluate(vlm& model, const labeled_images& test, std::size_t limit, bool 
   if (constrained) {
     const word_trie words = model.class_trie();
     for (std::size_t i = 0; i < n; ++i) {
-      prepare<float>(x, test.images.image(i), test.images.rows, test.images.cols);
+      prepare<float>(x, test_image(test, i, shift, moved), test.images.rows, test.images.cols);
       r.constrained_correct += model.generate(t, x, decoding{.words = &words}) == names[test.labels[i]];
     }
   }
@@ -187,12 +202,13 @@ report evaluate(vlm& model, const labeled_images& test, std::size_t limit, bool 
     std::string caption = "[";  // appended: g++ 12 warns falsely on "..." + std::string (-Wrestrict)
     caption += std::to_string(test.labels[i]);
     caption += "] true: " + names[test.labels[i]] + " | generated: " + said[i] + (ok ? "  ✓" : "  ✗");
-    std::printf("%s\n", ascii_art(test.images.image(i), caption).c_str());
+    std::printf("%s\n", ascii_art(test_image(test, i, shift, moved), caption).c_str());
   }
   const double p = double(r.correct) / double(n), z = 1.96;
   // Wilson score interval: honest near 100% and for small n
   const double centre = (p + z * z / (2 * n)) / (1 + z * z / n),
                half = z * std::sqrt(p * (1 - p) / n + z * z / (4.0 * n * n)) / (1 + z * z / n);
+  if (shift > 0) std::printf("each test digit moved %zu pixels (one of 8 directions, fixed per image)\n", shift);
   std::printf("test images: %zu\nexact-word accuracy: %.2f%%  (95%% interval %.2f–%.2f%%)\n", n, 100 * p,
               100 * (centre - half), 100 * (centre + half));
   std::printf("generated strings that are not a class name: %zu\n", r.invalid);
@@ -312,7 +328,7 @@ int train(const options& o) {
   const double secs = std::chrono::duration<double>(clock_type::now() - start).count();
   const double rate = double(total - first) * double(cfg.train.batch) / std::max(secs, 1e-9);
   std::fprintf(stderr, "trained in %.1f s (%.0f samples/s); saved %s\n", secs, rate, save.c_str());
-  const report r = evaluate(model, test_set, 0, false, false);
+  const report r = evaluate(model, test_set, 0, 0, false, false);
   if (o.json) {
     std::map<std::string, std::string> f = {{"test_accuracy", std::to_string(double(r.correct) / double(r.n))},
                                             {"n_test", std::to_string(r.n)}, {"params", std::to_string(model.parameter_count())},
@@ -335,12 +351,13 @@ int eval(const options& o) {
   vlm model = load_model(o.load);
   const std::string dataset = model.vocab().class_names() == fashion_mnist_class_names() ? "fashion" : "mnist";
   const labeled_images test_set = read_idx_split(find_data(o, dataset), "t10k");
-  const report r = evaluate(model, test_set, o.limit, o.constrained, false);
+  const report r = evaluate(model, test_set, o.limit, o.shift, o.constrained, false);
   if (o.json) {
     std::map<std::string, std::string> f = {{"test_accuracy", std::to_string(double(r.correct) / double(r.n))},
                                             {"n_test", std::to_string(r.n)}, {"params", std::to_string(model.parameter_count())},
                                             {"preset", json_string(model.config().preset)}, {"invalid_words", std::to_string(r.invalid)},
-                                            {"micros_per_image", std::to_string(r.micros_per_image)}};
+                                            {"micros_per_image", std::to_string(r.micros_per_image)},
+                                            {"shift", std::to_string(o.shift)}};
     if (o.constrained) f["constrained_accuracy"] = std::to_string(double(r.constrained_correct) / double(r.n));
     print_json(f);
   }

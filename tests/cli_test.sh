@@ -39,6 +39,8 @@ expect 2 "not both" -- train --steps 3 --epochs 1
 expect 2 "needs --load" -- eval
 expect 2 "needs a value" -- train --data
 expect 2 "--dataset is mnist or fashion" -- train --dataset cifar
+expect 2 "--shift moves a 28x28 digit by 0..27 pixels, got 30" -- eval --load x.ckpt --shift 30
+expect 2 "unknown option '--shift'" -- train --shift 2
 expect 1 "unknown preset 'huge'" -- train --preset huge --data "$tmp/none"
 expect 1 "HINT: fetch it with" -- train --data "$tmp/none"
 expect 1 "$tmp/none" -- train --data "$tmp/none"
@@ -75,6 +77,7 @@ expect 1 "expected P2 or P5" -- say --load "$tmp/good.ckpt" "$tmp/p7.pgm"
 expect 1 "cannot open" -- say --load "$tmp/good.ckpt" "$tmp/missing.pgm"
 # after all the refused loads and resumes, the good checkpoint still works
 expect 0 "" -- eval --load "$tmp/good.ckpt" --data "$tmp/ok" --limit 2
+expect 0 "" -- eval --load "$tmp/good.ckpt" --data "$tmp/ok" --shift 3
 
 echo "cli: $pass passed, $fail failed"
 [[ $fail -eq 0 ]]

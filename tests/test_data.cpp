@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include <purevlm/vlm.hpp>
@@ -161,4 +162,32 @@ TEST_CASE("vocabulary: SPEC.md's 17 tokens for digits; Fashion-MNIST's names wor
   CHECK(fashion.decode(fashion.encode("ankle boot")) == "ankle boot");
   CHECK(fashion.max_text_len() == 13);
   CHECK(has(error_of([&] { (void)digits.encode("boot"); }), "'b'"));
+}
+
+TEST_CASE("prepare() at full size: /255 and L2-normalised, no pooling, when asked for rows·cols values") {
+  std::vector<std::uint8_t> img(784, 0);
+  img[0] = 255;
+  img[29] = 255;  // (1, 1): the same 2x2 pool cell as (0, 0) at half size
+  std::vector<float> full(784), half(196);
+  prepare<float>(full, img);
+  prepare<float>(half, img);
+  CHECK(full[0] == doctest::Approx(1 / std::sqrt(2.0)));
+  CHECK(full[29] == doctest::Approx(1 / std::sqrt(2.0)));
+  CHECK(full[1] == 0.0f);
+  CHECK(half[0] == doctest::Approx(1.0));  // both in one cell: 0.5, then normalised
+  CHECK(has(error_of([&] { std::vector<float> odd(100); prepare<float>(odd, img); }), "into 100 values"));
+}
+
+TEST_CASE("test_shift: P pixels in one of 8 directions, fixed per image, all 8 used about equally") {
+  std::map<std::pair<int, int>, int> seen;
+  for (std::size_t i = 0; i < 8000; ++i) {
+    const auto [dx, dy] = test_shift(i, 2);
+    REQUIRE(test_shift(i, 2) == std::pair(dx, dy));          // the same every time
+    REQUIRE(std::max(std::abs(dx), std::abs(dy)) == 2);      // moved by exactly P on the larger axis
+    REQUIRE((dx % 2 == 0 && dy % 2 == 0));
+    seen[{dx, dy}]++;
+  }
+  CHECK(seen.size() == 8);
+  for (const auto& [d, n] : seen) CHECK((n > 800 && n < 1200));
+  CHECK(test_shift(5, 3).first == 3 * test_shift(5, 1).first);
 }

@@ -19,18 +19,21 @@
 
 namespace purevlm {
 
-// img[rows·cols] (uint8) → out[(rows/2)·(cols/2)]: /255, 2x2 mean, then x / (‖x‖ + 1e-8).
+// img[rows·cols] (uint8) → out: /255, 2x2 mean when out is [(rows/2)·(cols/2)] (SPEC.md's 14x14)
+// or as is when out is [rows·cols], then x / (‖x‖ + 1e-8).
 template <std::floating_point T>
 void prepare(std::span<T> out, std::span<const std::uint8_t> img, std::size_t rows = 28, std::size_t cols = 28) {
-  if (img.size() != rows * cols || out.size() != (rows / 2) * (cols / 2))
+  const std::size_t f = out.size() == rows * cols ? 1 : 2;  // the pooling factor
+  if (img.size() != rows * cols || out.size() != (rows / f) * (cols / f))
     throw error("prepare: image of " + std::to_string(img.size()) + " pixels as " + std::to_string(rows) + "x" +
                 std::to_string(cols) + " into " + std::to_string(out.size()) + " values");
-  const std::size_t oc = cols / 2;
+  const std::size_t oc = cols / f;
   T norm2 = 0;
-  for (std::size_t r = 0; r < rows / 2; ++r)
+  for (std::size_t r = 0; r < rows / f; ++r)
     for (std::size_t c = 0; c < oc; ++c) {
-      const std::size_t a = 2 * r * cols + 2 * c;
-      const T v = (T(img[a]) / T(255) + T(img[a + 1]) / T(255) + T(img[a + cols]) / T(255) + T(img[a + cols + 1]) / T(255)) / T(4);
+      const std::size_t a = f * r * cols + f * c;
+      const T v = f == 1 ? T(img[a]) / T(255)
+                         : (T(img[a]) / T(255) + T(img[a + 1]) / T(255) + T(img[a + cols]) / T(255) + T(img[a + cols + 1]) / T(255)) / T(4);
       out[r * oc + c] = v;
       norm2 += v * v;
     }
