@@ -122,6 +122,7 @@ TEST_CASE("resume: N steps, save, load, M steps == N+M steps straight through (b
 }
 
 TEST_CASE("checkpoints: round trip, and truncated, corrupt, foreign or wrong-architecture files say which") {
+  auto adam_for = [](vlm& m) { return basic_adam<float>(m.parameter_count()); };
   const fs::path dir = fs::temp_directory_path() / "purevlm_ckpt_test";
   fs::create_directories(dir);
   const std::string path = (dir / "a.ckpt").string();
@@ -154,6 +155,20 @@ TEST_CASE("checkpoints: round trip, and truncated, corrupt, foreign or wrong-arc
   CHECK(has(error_of([&] { (void)read_checkpoint((dir / "missing.ckpt").string()); }), "cannot open"));
   vlm other(vlm_config::standard(), vocabulary(mnist_class_names()));
   CHECK(has(error_of([&] { restore(read_checkpoint(path), other); }), "wrong architecture"));
+  // a checkpoint of purevlm 0.1's "default" (global tokenizer, two chunked vision positions) is
+  // refused by today's default with a message that says to retrain
+  vlm_config old_default = vlm_config::seed();
+  old_default.preset = "default";
+  old_default.tokenizer.direct = {{2, 36}};
+  old_default.vision = vision_mode::chunked;
+  old_default.vision_positions = 2;
+  old_default.gpt.mlp_hidden = 32;
+  old_default.gpt.block_size = 8;
+  vlm old(old_default, vocabulary(mnist_class_names()));
+  save_checkpoint((dir / "old.ckpt").string(), old, adam_for(old), old.init_rng(), {});
+  const std::string refused = error_of([&] { restore(read_checkpoint((dir / "old.ckpt").string()), other); });
+  CHECK(has(refused, "wrong architecture"));
+  CHECK(has(refused, "retrain"));
   vlm fashion(vlm_config::seed(), vocabulary(fashion_mnist_class_names()));
   CHECK(has(error_of([&] { restore(read_checkpoint(path), fashion); }), "class names"));
   // a failed save leaves the existing file as it was

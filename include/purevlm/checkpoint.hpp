@@ -179,7 +179,8 @@ void restore(const checkpoint& c, basic_vlm<T>& model, std::type_identity_t<basi
   detail::byte_reader r(c.payload, c.path, c.payload_offset);
   auto wrong = [&](const std::string& what) {
     throw error(c.path + ": wrong architecture: " + what + " (checkpoint preset '" + c.preset + "', model preset '" +
-                model.config().preset + "')");
+                model.config().preset + "')\nHINT: a preset's architecture can change between purevlm versions (the "
+                "'default' preset became a patch model in 0.2): retrain it with this version");
   };
   (void)r.str();
   for (auto n = r.pod<std::uint64_t>(); n > 0; --n) (void)r.str();
