@@ -1,5 +1,6 @@
-// The whole model at the seed sizes: tokenizer kernels, a full training step (forward +
-// backward + Adam) in samples/s for batch sizes and thread counts, and inference in µs per image.
+// The whole model, seed and default presets: tokenizer kernels, a full training step (forward +
+// backward + Adam) in samples/s for batch sizes and thread counts, inference in µs per image, and
+// this core's FP32 peak (fma_peak) to state the kernels' GFLOP/s against.
 // Synthetic images (random strokes) stand in for MNIST: speed does not depend on the data.
 #include <benchmark/benchmark.h>
 
@@ -43,7 +44,7 @@ BENCHMARK(train_step)
 
 void inference(benchmark::State& state) {
   vlm model(preset(state.range(0)), vocabulary(mnist_class_names()), 1);
-  std::vector<float> x(196);
+  std::vector<float> x(model.config().pixels());
   prepare<float>(x, data().images.image(0));
   tape t;
   for (auto _ : state) benchmark::DoNotOptimize(model.generate(t, x));
@@ -87,6 +88,54 @@ void tokenizer_forward_backward(benchmark::State& state) {
   state.counters["samples/s"] = benchmark::Counter(1, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(tokenizer_forward_backward);
+
+// The default preset's patch tokenizer alone (two bilinear convolutions, pools, channel norms),
+// forward + backward, one image; GFLOP/s counts the multiply-adds of its projections (forward
+// 2·N·I·O per matmul, backward twice that).
+void patch_tokenizer_forward_backward(benchmark::State& state) {
+  const patch_config cfg = vlm_config::standard().patches;
+  basic_parameters<float> ps;
+  rng g(1);
+  basic_patch_tokenizer<float> tok(cfg, ps, g);
+  std::vector<float> x(cfg.side * cfg.side);
+  prepare<float>(x, data().images.image(1));
+  double flop = 0;
+  std::size_t side = cfg.side, in = 1;
+  for (std::size_t i = 0; i < cfg.layers.size(); ++i) {
+    const auto& l = cfg.layers[i];
+    const std::size_t so = side + 2 * l.pad - l.kernel + 1;
+    flop += 3 * 2 * double(so * so) * double(l.kernel * l.kernel * in) * double(2 * l.channels);
+    side = cfg.side_after(i);
+    in = l.channels;
+  }
+  tape t;
+  for (auto _ : state) {
+    t.reset();
+    t.backward(sum(t, tok.forward(t, ps, ps.grads(), t.input(x, 1, x.size()))));
+  }
+  state.counters["samples/s"] = benchmark::Counter(1, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(flop * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(patch_tokenizer_forward_backward);
+
+// One core's FP32 peak, measured: independent fused multiply-adds in registers (enough chains to
+// cover the FMA latency), 8-lane (AVX) and 16-lane (AVX-512) vectors; the larger is the peak.
+template <int Lanes>
+void fma_peak(benchmark::State& state) {
+  using V [[gnu::vector_size(Lanes * 4)]] = float;
+  constexpr int chains = 12, n = 4096;
+  V acc[chains];
+  for (int c = 0; c < chains; ++c) acc[c] = V{} + float(c);
+  const V a = V{} + 0.999f, b = V{} + 0.001f;
+  for (auto _ : state) {
+    for (int i = 0; i < n; ++i)
+      for (int c = 0; c < chains; ++c) acc[c] = acc[c] * a + b;
+    benchmark::DoNotOptimize(acc);
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * Lanes * chains * n * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(fma_peak<8>)->Name("fma_peak/lanes:8");
+BENCHMARK(fma_peak<16>)->Name("fma_peak/lanes:16");
 }  // namespace
 
 BENCHMARK_MAIN();

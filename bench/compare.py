@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
-"""Builds the benchmarks, then measures purevlm and the PyTorch reference of the seed model in
-the same run and prints them side by side, as medians and ratios.
+"""Builds the benchmarks, then measures purevlm and the PyTorch references of the seed and the
+default (patch) models in the same run and prints them side by side, as medians and ratios.
 
 usage: python3 bench/compare.py [--build DIR] [--repetitions N] [--torch-seconds S] [--skip-torch]
 
 Prints: training samples/s (seed preset) for each batch size and thread count, with PyTorch's
-figure and the ratio; 2-thread scaling; the tensor/dot cost ratio of every attention size;
-inference µs per image; peak memory of mnist_vlm train on full MNIST when the data is there.
-PyTorch comes from Debian's python3-torch; without it that column says so.
+figure and the ratio; the default preset at batch 32 on 1 and 2 threads against
+bench/reference/patch_torch.py (batched conv2d, oneDNN), each PyTorch configuration in its own
+process with OPENBLAS_NUM_THREADS set to its thread count; the patch tokenizer's GFLOP/s against
+this core's FP32 peak measured in the same run (fma_peak); 2-thread scaling; the tensor/dot cost
+ratio of every attention size; inference µs per image; peak memory of mnist_vlm train on full
+MNIST when the data is there. PyTorch comes from Debian's python3-torch; without an optimised
+BLAS (libopenblas0-pthread) its figures are flagged, since the reference BLAS is ~20x slower.
 """
 import argparse
 import json
@@ -47,10 +51,28 @@ def main():
     att = medians(os.path.join(a.build, "bench", "bench_attention"), a.repetitions, "forward_backward")
 
     torch = {}
+    torch_default = {}
     if not a.skip_torch:
+        blas = os.path.realpath("/usr/lib/x86_64-linux-gnu/libblas.so.3")
+        if "openblas" not in blas:
+            print(f"WARNING: PyTorch's BLAS is {blas}, not OpenBLAS: its figures are far too slow.\n"
+                  "  apt-get install libopenblas0-pthread  (then rerun)")
         py = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+        for threads in (1, 2):
+            env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+            p = subprocess.run([py, os.path.join(root, "bench", "reference", "patch_torch.py"), "speed", "--batch", "32",
+                                "--threads", str(threads), "--seconds", str(a.torch_seconds)],
+                               text=True, capture_output=True, env=env)
+            for line in p.stdout.splitlines():
+                if line.startswith("{"):
+                    torch_default[threads] = json.loads(line)["samples_per_second"]
+            if threads not in torch_default:
+                print("PyTorch default-model reference: " + (p.stdout.strip() or p.stderr.strip()))
+        # seed_torch.py runs every thread count in one process: OpenBLAS's own threads stay at 1
+        # so they never fight torch's (or, on 1 thread, add a second core)
         p = subprocess.run([py, os.path.join(root, "bench", "reference", "seed_torch.py"), "speed", "--seconds",
-                            str(a.torch_seconds)], text=True, capture_output=True)
+                            str(a.torch_seconds)], text=True, capture_output=True,
+                           env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
         for line in p.stdout.splitlines():
             if line.startswith("{"):
                 r = json.loads(line)
@@ -81,9 +103,18 @@ def main():
             print(f"2 threads / 1 thread at batch {batch}: {rate[(batch, 2)] / rate[(batch, 1)]:.2f}x")
     if all(ceiling):
         print(f"  this machine's own ceiling in the same run (fixed arithmetic, no memory): {ceiling[1] / ceiling[0]:.2f}x")
-    for name, b in model.items():
-        if name.startswith("train_step/preset:1"):
-            print(f"default preset {name.split('/', 2)[2]}: {b['samples/s']:.0f} samples/s")
+    print("\ntraining, default preset (patch model), batch 32, samples/s, medians of", a.repetitions, "runs")
+    print(f"{'threads':>8} {'purevlm':>10} {'pytorch':>10} {'ratio':>7}")
+    for threads in (1, 2):
+        c = model.get(f"train_step/preset:1/batch:32/threads:{threads}/real_time", {}).get("samples/s")
+        t = torch_default.get(threads)
+        if c:
+            print(f"{threads:>8} {c:>10.0f} {t if t else float('nan'):>10.0f} {c / t if t else float('nan'):>7.2f}")
+    peak = max(model.get(f"fma_peak/lanes:{n}", {}).get("GFLOP/s", 0) for n in (8, 16))
+    tok = model.get("patch_tokenizer_forward_backward", {}).get("GFLOP/s")
+    if tok and peak:
+        print(f"patch tokenizer forward+backward (1 thread): {tok:.1f} GFLOP/s = {100 * tok / peak:.0f}% of this core's "
+              f"measured FP32 peak, {peak:.0f} GFLOP/s (fma_peak, same run)")
     print("\nseed preset FLOP use: 2.8 MFLOP per sample; best rate reaches "
           f"{best_c * 2.8e6 / 1e9:.1f} GFLOP/s of about 95 GFLOP/s one-core peak ({best_c * 2.8e6 / 95e9 * 100:.0f}%)")
 

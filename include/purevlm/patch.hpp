@@ -9,6 +9,7 @@
 // Letters: H, W grid height and width, C channels, K patch side, S pool stride, P positions (H·W).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -19,36 +20,48 @@ namespace purevlm {
 
 // ---- patches (im2col): out[Ho·Wo, K·K·C], row (y, x) = the K×K window whose corner is at
 // (y − pad, x − pad) of in[H·W, C], in (ky, kx, c) order, zeros outside; Ho = H + 2·pad − K + 1 ----
+namespace detail {
+// The window row (y, x, ky) reads pixels [kx0, kx1) of input row iy, x + kx − pad for each kx:
+// one contiguous run of (kx1 − kx0)·C values; everything else in the window row is padding.
+struct window_row {
+  std::size_t kx0 = 0, kx1 = 0, first = 0;  // valid kx range; index of its first input pixel
+};
+inline window_row window_row_at(std::size_t y, std::size_t x, std::size_t ky, std::size_t H, std::size_t W,
+                                std::size_t K, std::size_t pad) {
+  const std::size_t iy = y + ky - pad;  // wraps past H when above the grid
+  if (iy >= H) return {};
+  const std::size_t kx0 = x < pad ? pad - x : 0, kx1 = std::min(K, W + pad - x);
+  return {kx0, kx1, iy * W + x + kx0 - pad};
+}
+}  // namespace detail
+
 template <std::floating_point T>
 void patches_forward(std::span<T> out, std::span<const T> in, std::size_t H, std::size_t W, std::size_t C,
                      std::size_t K, std::size_t pad) {
-  const std::size_t Ho = H + 2 * pad - K + 1, Wo = W + 2 * pad - K + 1;
+  const std::size_t Ho = H + 2 * pad - K + 1, Wo = W + 2 * pad - K + 1, KC = K * C;
   T* o = out.data();
   for (std::size_t y = 0; y < Ho; ++y)
     for (std::size_t x = 0; x < Wo; ++x)
-      for (std::size_t ky = 0; ky < K; ++ky) {
-        const std::size_t iy = y + ky - pad;  // wraps past H when above the grid
-        for (std::size_t kx = 0; kx < K; ++kx, o += C) {
-          const std::size_t ix = x + kx - pad;
-          if (iy < H && ix < W) std::copy_n(&in[(iy * W + ix) * C], C, o);
-          else std::fill_n(o, C, T(0));
-        }
+      for (std::size_t ky = 0; ky < K; ++ky, o += KC) {
+        const auto r = detail::window_row_at(y, x, ky, H, W, K, pad);
+        const std::size_t a = r.kx0 * C, b = r.kx1 * C;
+        const T* src = &in[r.first * C] - a;
+        for (std::size_t i = 0; i < a; ++i) o[i] = T(0);
+        for (std::size_t i = a; i < b; ++i) o[i] = src[i];
+        for (std::size_t i = b < a ? a : b; i < KC; ++i) o[i] = T(0);
       }
 }
 // din[H·W, C] += each window's gradient at the pixels it read (col2im)
 template <std::floating_point T>
 void patches_backward(std::span<T> din, std::span<const T> dout, std::size_t H, std::size_t W, std::size_t C,
                       std::size_t K, std::size_t pad) {
-  const std::size_t Ho = H + 2 * pad - K + 1, Wo = W + 2 * pad - K + 1;
+  const std::size_t Ho = H + 2 * pad - K + 1, Wo = W + 2 * pad - K + 1, KC = K * C;
   const T* g = dout.data();
   for (std::size_t y = 0; y < Ho; ++y)
     for (std::size_t x = 0; x < Wo; ++x)
-      for (std::size_t ky = 0; ky < K; ++ky) {
-        const std::size_t iy = y + ky - pad;
-        for (std::size_t kx = 0; kx < K; ++kx, g += C) {
-          const std::size_t ix = x + kx - pad;
-          if (iy < H && ix < W) detail::axpy(&din[(iy * W + ix) * C], T(1), g, C);
-        }
+      for (std::size_t ky = 0; ky < K; ++ky, g += KC) {
+        const auto r = detail::window_row_at(y, x, ky, H, W, K, pad);
+        if (r.kx1 > r.kx0) detail::axpy(&din[r.first * C], T(1), g + r.kx0 * C, (r.kx1 - r.kx0) * C);
       }
 }
 
@@ -108,7 +121,7 @@ void channel_rmsnorm_backward(std::span<T> dx, std::span<T> m, std::span<const T
 // The K×K patches of x[H·W, C], zero-padded by `pad`: [Ho·Wo, K·K·C]
 template <std::floating_point T>
 var patches(basic_tape<T>& t, var x, std::size_t H, std::size_t W, std::size_t K, std::size_t pad) {
-  if (H * W != t.rows(x) || K == 0 || K > H + 2 * pad || K > W + 2 * pad)
+  if (H * W != t.rows(x) || K == 0 || pad >= K || K > H + 2 * pad || K > W + 2 * pad)
     throw error("patches: " + std::to_string(K) + "x" + std::to_string(K) + " windows, pad " + std::to_string(pad) +
                 ", over a " + std::to_string(H) + "x" + std::to_string(W) + " grid of " + t.shape_of(x));
   const std::size_t C = t.cols(x);
@@ -188,6 +201,7 @@ struct patch_config {
       const std::string at = "patch_config.layers[" + std::to_string(i) + "]: ";
       if (l.kernel == 0 || l.channels == 0 || l.pool == 0 || l.stride == 0)
         throw error(at + "kernel, channels, pool and stride must be at least 1");
+      if (l.pad >= l.kernel) throw error(at + "pad " + std::to_string(l.pad) + " must be less than the kernel " + std::to_string(l.kernel));
       if (l.kernel > s + 2 * l.pad || s + 2 * l.pad - l.kernel + 1 < l.pool)
         throw error(at + std::to_string(l.kernel) + "x" + std::to_string(l.kernel) + " patches (pad " + std::to_string(l.pad) +
                     ") then pool " + std::to_string(l.pool) + " do not fit a " + std::to_string(s) + "x" + std::to_string(s) + " grid");

@@ -99,7 +99,8 @@ public:
         chunks_(std::min<std::size_t>(max_chunks, std::max<std::size_t>(1, model.config().train.batch))) {
     if (data_.size() == 0) throw error("trainer: no training images");
     const std::size_t side = data_.images.rows;
-    if (data_.images.rows * data_.images.cols / 4 != model.config().pixels() || side != data_.images.cols)
+    const std::size_t px = model.config().pixels(), n = data_.images.rows * data_.images.cols;
+    if ((n != px && n / 4 != px) || side != data_.images.cols)
       throw error("trainer: images of " + std::to_string(data_.images.rows) + "x" + std::to_string(data_.images.cols) +
                   " do not pool to the model's " + std::to_string(model.config().pixels()) + " pixels");
     for (const auto& name : model.vocab().class_names()) texts_.push_back(model.vocab().encode(name));
