@@ -74,3 +74,22 @@ TEST_CASE("basic_tensor: shape, row-major access, seeded normal init; a tape tak
   CHECK(t.rows(t.input(basic_tensor<double>({7}))) == 1);
   CHECK_THROWS_AS((void)t.input(basic_tensor<double>({2, 2, 2})), purevlm::error);
 }
+
+TEST_CASE("backward skips what no parameter feeds: an input's gradient stays zero, a weight's is exact") {
+  basic_parameters<double> ps;
+  rng g(2);
+  ps.add("w", 3, 4, 1.0, g);
+  const std::vector<double> x{1, 2, 3, 4, 5, 6, 7, 8};  // [2, 4], a constant
+  basic_tape<double> t;
+  var xi = t.input(x, 2, 4), w = t.parameter(ps, 0);
+  var twice = scale(t, xi, 2.0);  // computed from constants alone
+  CHECK_FALSE(t.needs_grad(twice));
+  var y = matmul(t, twice, w);
+  CHECK(t.needs_grad(y));
+  t.backward(sum(t, y));
+  for (double v : t.grad(xi)) CHECK(v == 0.0);     // not computed
+  for (double v : t.grad(twice)) CHECK(v == 0.0);  // matmul skipped din
+  // ∂Σ(2x·wᵀ)/∂w[o, i] = 2 Σ_n x[n, i]
+  for (std::size_t o = 0; o < 3; ++o)
+    for (std::size_t i = 0; i < 4; ++i) CHECK(ps.grad(0)[o * 4 + i] == doctest::Approx(2 * (x[i] + x[4 + i])));
+}

@@ -34,6 +34,7 @@ public:
     T* ext_grad = nullptr;
     std::size_t p[4] = {};  // op-specific sizes
     T c[2] = {};            // op-specific constants
+    bool needs_grad = false;  // a parameter is upstream; backward() skips the nodes that have none
   };
 
   // ---- building the graph ----
@@ -67,7 +68,7 @@ public:
       throw error("tape parameter: storage of " + std::to_string(value.size()) + " does not fit " +
                   detail::shape_string(std::array{rows, cols}));
     node& n = fresh_node();
-    n.rows = rows; n.cols = cols; n.ext_value = value.data(); n.ext_grad = grad.data();
+    n.rows = rows; n.cols = cols; n.ext_value = value.data(); n.ext_grad = grad.data(); n.needs_grad = true;
     return var{std::uint32_t(nodes_.size() - 1)};
   }
   // Entry i of a parameter store; its gradient goes to the same offsets of `grads`, which is the
@@ -86,10 +87,14 @@ public:
   }
   var make(std::size_t rows, std::size_t cols, std::span<const var> in, backward_fn back) {
     const std::size_t at = take(values_, values_used_, rows * cols), inputs = ints_.size();
-    for (var v : in) ints_.push_back(std::int32_t(v.id));
+    bool needs = false;
+    for (var v : in) {
+      ints_.push_back(std::int32_t(v.id));
+      needs = needs || nodes_[v.id].needs_grad;
+    }
     node& n = fresh_node();
     n.backward = back; n.rows = rows; n.cols = cols;
-    n.value = at; n.inputs = inputs; n.n_inputs = in.size();
+    n.value = at; n.inputs = inputs; n.n_inputs = in.size(); n.needs_grad = needs;
     return var{std::uint32_t(nodes_.size() - 1)};
   }
   // Scratch an op keeps for its backward (a softmax, an RMS scale), attached to node v.
@@ -110,6 +115,9 @@ public:
   std::size_t rows(var v) const { return nodes_[v.id].rows; }
   std::size_t cols(var v) const { return nodes_[v.id].cols; }
   std::size_t size(var v) const { return rows(v) * cols(v); }
+  bool needs_grad(var v) const { return nodes_[v.id].needs_grad; }
+  // v's gradient buffer, or an empty span when no parameter is upstream of v (a kernel skips it)
+  std::span<T> grad_if_needed(var v) { return needs_grad(v) ? grad(v) : std::span<T>{}; }
   std::span<T> value(var v) { return value(nodes_[v.id]); }
   std::span<T> grad(var v) { return grad(nodes_[v.id]); }
   std::span<T> value(const node& n) {
@@ -127,7 +135,8 @@ public:
   std::string shape_of(var v) const { return detail::shape_string(std::array{rows(v), cols(v)}); }
 
   // ---- running it backwards ----
-  // d(loss)/d(every node); parameter gradients are accumulated into their external storage.
+  // d(loss)/d(every node that a parameter feeds); parameter gradients are accumulated into their
+  // external storage. Nodes computed from constants alone (the image's patches) are skipped.
   void backward(var loss) {
     if (size(loss) != 1) throw error("backward: loss must be a scalar, got " + shape_of(loss));
     // node gradients are zeroed here, not as nodes are made: a forward-only tape never pays for them
@@ -135,7 +144,7 @@ public:
     std::fill(grads_.begin(), grads_.begin() + std::ptrdiff_t(values_used_), T(0));
     grad(loss)[0] += T(1);
     for (std::size_t i = nodes_.size(); i-- > 0;)
-      if (nodes_[i].backward) nodes_[i].backward(*this, nodes_[i]);
+      if (nodes_[i].backward && nodes_[i].needs_grad) nodes_[i].backward(*this, nodes_[i]);
   }
   // Forget the graph, keep the memory.
   void reset() {
@@ -197,7 +206,7 @@ var matmul(basic_tape<T>& t, var x, var w) {
   var y = t.make(N, O, {x, w}, [](basic_tape<T>& t, const auto& n) {
     var x = t.input_of(n, 0), w = t.input_of(n, 1);
     const std::size_t I = t.cols(x);
-    matmul_backward<T>(t.grad(x), t.grad(w), t.grad(n), t.value(x), t.value(w), n.rows, I, n.cols,
+    matmul_backward<T>(t.grad_if_needed(x), t.grad_if_needed(w), t.grad(n), t.value(x), t.value(w), n.rows, I, n.cols,
                        t.saved(n, matmul_scratch_size(n.rows, I, n.cols)));
   });
   auto scratch = t.save(y, matmul_scratch_size(N, I, O));
