@@ -122,29 +122,58 @@ T exp_sum(T* a, std::size_t n, T shift) {
   }
 }
 
-// C[N,M] += A[N,K] · B[K,M], row-major. Four rows of C times one vector of columns are kept in
-// four registers while k runs, so each vector of B is loaded once for four FMAs; column and row
-// remainders fall back to plain loops. Every matmul, forward and backward, runs through here.
+// The widest vector the build targets (64 bytes with AVX-512, else 32), for gemm alone: its
+// columns are independent, so the width changes speed, never a result.
+template <std::floating_point T>
+struct wide_simd {
+#if defined(__AVX512F__)
+  using type [[gnu::vector_size(64)]] = T;
+#else
+  using type = typename simd<T>::type;
+#endif
+};
+
+// Rows n..n+3 of C, columns [m, m + J·lanes of V): the 4×J vectors of C stay in registers while
+// k runs, so each vector of B is loaded once for four FMAs and each a[k] once for J.
+template <class V, int J, std::floating_point T>
+inline void gemm_block(T* C, const T* A, const T* B, std::size_t K, std::size_t M, std::size_t m) {
+  constexpr std::size_t L = sizeof(V) / sizeof(T);
+  const T* a[4] = {A, A + K, A + 2 * K, A + 3 * K};
+  V s[4][J], b[J];  // memcpy: unaligned loads and stores, no aliasing questions
+#pragma GCC unroll 4
+  for (int r = 0; r < 4; ++r)
+#pragma GCC unroll 2
+    for (int j = 0; j < J; ++j) std::memcpy(&s[r][j], C + r * M + m + j * L, sizeof(V));
+  for (std::size_t k = 0; k < K; ++k) {
+#pragma GCC unroll 2
+    for (int j = 0; j < J; ++j) std::memcpy(&b[j], B + k * M + m + j * L, sizeof(V));
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; ++r)
+#pragma GCC unroll 2
+      for (int j = 0; j < J; ++j) s[r][j] += a[r][k] * b[j];
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < 4; ++r)
+#pragma GCC unroll 2
+    for (int j = 0; j < J; ++j) std::memcpy(C + r * M + m + j * L, &s[r][j], sizeof(V));
+}
+
+// C[N,M] += A[N,K] · B[K,M], row-major. Four rows of C at a time, in column blocks of two wide
+// vectors, then one, then one 32-byte vector, then plain loops for the last columns and rows.
+// Every matmul, forward and backward, runs through here; each C element sums over k in order.
 template <std::floating_point T>
 void gemm_accumulate(T* C, const T* A, const T* B, std::size_t N, std::size_t K, std::size_t M) {
+  using W = typename wide_simd<T>::type;
   using V = typename simd<T>::type;
-  constexpr std::size_t L = sizeof(V) / sizeof(T);
+  constexpr std::size_t LW = sizeof(W) / sizeof(T), LV = sizeof(V) / sizeof(T);
   std::size_t n = 0;
   for (; n + 4 <= N; n += 4) {
     const T *a0 = A + n * K, *a1 = a0 + K, *a2 = a1 + K, *a3 = a2 + K;
     T *c0 = C + n * M, *c1 = c0 + M, *c2 = c1 + M, *c3 = c2 + M;
     std::size_t m = 0;
-    for (; m + L <= M; m += L) {
-      V s0, s1, s2, s3, b;  // memcpy: unaligned loads and stores, no aliasing questions
-      std::memcpy(&s0, c0 + m, sizeof s0); std::memcpy(&s1, c1 + m, sizeof s1);
-      std::memcpy(&s2, c2 + m, sizeof s2); std::memcpy(&s3, c3 + m, sizeof s3);
-      for (std::size_t k = 0; k < K; ++k) {
-        std::memcpy(&b, B + k * M + m, sizeof b);
-        s0 += a0[k] * b; s1 += a1[k] * b; s2 += a2[k] * b; s3 += a3[k] * b;
-      }
-      std::memcpy(c0 + m, &s0, sizeof s0); std::memcpy(c1 + m, &s1, sizeof s1);
-      std::memcpy(c2 + m, &s2, sizeof s2); std::memcpy(c3 + m, &s3, sizeof s3);
-    }
+    for (; m + 2 * LW <= M; m += 2 * LW) gemm_block<W, 2>(c0, a0, B, K, M, m);
+    for (; m + LW <= M; m += LW) gemm_block<W, 1>(c0, a0, B, K, M, m);
+    for (; m + LV <= M; m += LV) gemm_block<V, 1>(c0, a0, B, K, M, m);
     for (; m < M; ++m)
       for (std::size_t k = 0; k < K; ++k) {
         const T b = B[k * M + m];
