@@ -191,3 +191,66 @@ TEST_CASE("test_shift: P pixels in one of 8 directions, fixed per image, all 8 u
   for (const auto& [d, n] : seen) CHECK((n > 800 && n < 1200));
   CHECK(test_shift(5, 3).first == 3 * test_shift(5, 1).first);
 }
+
+namespace {
+// This process's peak resident memory so far (Linux: VmHWM), or 0 where it cannot be read.
+std::size_t peak_rss_bytes() {
+  std::ifstream f("/proc/self/status");
+  for (std::string line; std::getline(f, line);)
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+  return 0;
+}
+// Runs f, which must throw a purevlm::error containing `part`; the process's peak memory may
+// grow by at most 64 MB meanwhile (the reproducers used to allocate 0.7-1 GiB before failing).
+template <class F>
+void refused_cheaply(F&& f, const std::string& part) {
+  const std::size_t before = peak_rss_bytes();
+  const std::string msg = error_of(f);
+  CAPTURE(msg);
+  CHECK(has(msg, part));
+  if (before == 0) { MESSAGE("peak memory not checked: no /proc/self/status"); return; }
+  CHECK(peak_rss_bytes() < before + (std::size_t(64) << 20));
+}
+}  // namespace
+
+TEST_CASE("a few bytes cannot make a reader allocate gigabytes: memory follows the bytes that exist") {
+  // 16 bytes: 16,384 images of 256x256 (1 GiB) promised, none there
+  std::istringstream imgs(be32(2051) + be32(16384) + be32(256) + be32(256));
+  refused_cheaply([&] { (void)read_idx_images(imgs, "big.idx"); }, "truncated");
+  // 8 bytes: 2^30 labels promised
+  std::istringstream labs(be32(2049) + be32(0x40000000));
+  refused_cheaply([&] { (void)read_idx_labels(labs, "big-labels.idx"); }, "truncated");
+  // 21 bytes: a 16384x16384 16-bit PGM
+  std::istringstream pgm("P5\n16384 16384\n65535\n");
+  refused_cheaply([&] { (void)read_pgm(pgm, "big.pgm"); }, "truncated PGM");
+  std::istringstream plain("P2\n16384 16384\n255\n1 2 3\n");
+  refused_cheaply([&] { (void)read_pgm(plain, "big2.pgm"); }, "expected a pixel value");
+#if defined(PUREVLM_HAS_ZLIB)
+  temp_dir d;  // the same 16-byte header through gzip
+  const std::string path = (d.path / "big.gz").string(), header = be32(2051) + be32(16384) + be32(256) + be32(256);
+  gzFile gz = gzopen(path.c_str(), "wb");
+  REQUIRE(gz != nullptr);
+  gzwrite(gz, header.data(), unsigned(header.size()));
+  gzclose(gz);
+  refused_cheaply([&] { (void)read_idx_images(path); }, "truncated");
+#endif
+}
+
+TEST_CASE("IDX: images that are not square keep rows and columns apart") {
+  std::string payload;
+  for (int i = 0; i < 2 * 3 * 5; ++i) payload += char(i);
+  std::istringstream in(be32(2051) + be32(2) + be32(3) + be32(5) + payload);  // 2 images of 3 rows x 5 columns
+  const idx_images im = read_idx_images(in, "wide.idx");
+  CHECK(im.rows == 3);
+  CHECK(im.cols == 5);
+  CHECK(im.image(1)[1 * 5 + 4] == 15 + 5 + 4);  // image 1, row 1, column 4
+}
+
+TEST_CASE("PGM: values are rescaled to 0..255 by rounding; the magic must be followed by white space") {
+  std::istringstream in("P2 2 1 10\n3 10\n");
+  const gray_image img = read_pgm(in, "ten.pgm");
+  CHECK(int(img.pixels[0]) == 77);  // 3·255/10 = 76.5 rounds to 77
+  CHECK(int(img.pixels[1]) == 255);
+  std::istringstream glued("P52 1 255\n\x01\x02");
+  CHECK(has(error_of([&] { (void)read_pgm(glued, "glued.pgm"); }), "no white space after the magic P5"));
+}

@@ -3,9 +3,11 @@
 // images with count, rows, cols; 2049 for labels with count; then uint8 payload). Reads raw IDX
 // from any stream or path; gzip (.gz) too when the including program defines PUREVLM_HAS_ZLIB and
 // links zlib — the library itself depends on nothing. Every error names the source and the byte
-// offset, and no allocation is made before the header's sizes are checked.
+// offset; no allocation is made before the header's sizes are checked, and the payload is read
+// in chunks, so memory follows the bytes that exist, not the sizes a header claims.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <fstream>
@@ -97,12 +99,20 @@ public:
     if (magic == 2051) msg += " (this is an image file)";
     throw error(msg);
   }
-  // Reads exactly n bytes of payload, then requires the data to end there.
-  void payload(std::uint8_t* out, std::size_t n, const std::string& header_says) {
-    const std::size_t start = offset_, got = read(out, n);
-    if (got != n)
-      throw error(name_ + ": truncated: the header says " + header_says + " (" + std::to_string(n) +
-                  " bytes from offset " + std::to_string(start) + ") but the data ends at offset " + std::to_string(offset_));
+  // Reads exactly n bytes of payload into out, then requires the data to end there. out grows
+  // as the bytes arrive, a chunk at a time, so a header that promises more than the data holds
+  // costs no more memory than the data that is really there.
+  void payload(std::vector<std::uint8_t>& out, std::size_t n, const std::string& header_says) {
+    constexpr std::size_t chunk = std::size_t(1) << 20;
+    const std::size_t start = offset_;
+    out.clear();
+    while (out.size() < n) {
+      const std::size_t have = out.size(), want = std::min(chunk, n - have);
+      out.resize(have + want);
+      if (read(out.data() + have, want) != want)
+        throw error(name_ + ": truncated: the header says " + header_says + " (" + std::to_string(n) +
+                    " bytes from offset " + std::to_string(start) + ") but the data ends at offset " + std::to_string(offset_));
+    }
     std::uint8_t extra;
     if (read(&extra, 1) != 0)
       throw error(name_ + ": more data than the header's " + header_says + ": extra bytes at offset " +
@@ -130,7 +140,7 @@ inline std::ifstream open_binary(const std::string& path) {
 }  // namespace detail
 
 // Images: magic 2051. Dimensions past max_side, or a payload past max_bytes, are refused before
-// anything is allocated (a corrupt header must not ask for gigabytes).
+// anything is allocated; within the limits, memory grows only as the payload arrives.
 inline idx_images read_idx_images(std::istream& in, const std::string& name, std::size_t max_side = 4096,
                                   std::size_t max_bytes = std::size_t(1) << 30) {
   detail::idx_source src(in, name);
@@ -146,8 +156,7 @@ inline idx_images read_idx_images(std::istream& in, const std::string& name, std
   if (bytes / out.rows / out.cols != out.count || bytes > max_bytes)
     throw error(name + ": the header's " + std::to_string(out.count) + " images of " + std::to_string(out.rows) + "x" +
                 std::to_string(out.cols) + " exceed the " + std::to_string(max_bytes) + "-byte limit");
-  out.pixels.resize(bytes);
-  src.payload(out.pixels.data(), bytes, std::to_string(out.count) + " images");
+  src.payload(out.pixels, bytes, std::to_string(out.count) + " images");
   return out;
 }
 inline idx_images read_idx_images(const std::string& path) {
@@ -162,8 +171,8 @@ inline std::vector<std::uint8_t> read_idx_labels(std::istream& in, const std::st
   src.expect_magic(2049, "label");
   const std::size_t count = src.big_endian_u32("label count");
   if (count > max_count) throw error(name + ": absurd label count " + std::to_string(count) + " at offset 4");
-  std::vector<std::uint8_t> labels(count);
-  src.payload(labels.data(), count, std::to_string(count) + " labels");
+  std::vector<std::uint8_t> labels;
+  src.payload(labels, count, std::to_string(count) + " labels");
   return labels;
 }
 inline std::vector<std::uint8_t> read_idx_labels(const std::string& path) {

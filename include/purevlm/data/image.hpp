@@ -90,6 +90,7 @@ inline gray_image read_pgm(std::istream& in, const std::string& name, std::size_
   char magic[2] = {};
   if (!in.read(magic, 2) || magic[0] != 'P' || (magic[1] != '2' && magic[1] != '5'))
     fail("not a PGM file: expected P2 or P5 at offset 0");
+  if (const int c = in.peek(); c == EOF || !std::isspace(c)) fail("malformed PGM: no white space after the magic P" + std::string(1, magic[1]));
   gray_image img;
   const long w = number("a width"), h = number("a height"), maxval = number("a maximum value");
   if (w <= 0 || h <= 0 || std::size_t(w) > max_side || std::size_t(h) > max_side)
@@ -97,21 +98,26 @@ inline gray_image read_pgm(std::istream& in, const std::string& name, std::size_
   if (maxval <= 0 || maxval > 65535) fail("PGM maximum value " + std::to_string(maxval) + " is outside 1..65535");
   img.width = std::size_t(w);
   img.height = std::size_t(h);
-  img.pixels.resize(img.width * img.height);
-  auto store = [&](std::size_t i, long v) {
-    if (v > maxval) fail("pixel " + std::to_string(i) + " is " + std::to_string(v) + ", above the maximum " + std::to_string(maxval));
-    img.pixels[i] = std::uint8_t((v * 255 + maxval / 2) / maxval);
+  const std::size_t n = img.width * img.height;
+  // pixels are appended as they are read, so memory follows the bytes that exist, never the
+  // size the header claims
+  auto store = [&](long v) {
+    if (v > maxval) fail("pixel " + std::to_string(img.pixels.size()) + " is " + std::to_string(v) + ", above the maximum " + std::to_string(maxval));
+    img.pixels.push_back(std::uint8_t((v * 255 + maxval / 2) / maxval));
   };
   if (magic[1] == '2') {
-    for (std::size_t i = 0; i < img.pixels.size(); ++i) store(i, number("a pixel value"));
+    while (img.pixels.size() < n) store(number("a pixel value"));
   } else {
     in.get();  // the single white-space byte after maxval
     const std::size_t bpp = maxval > 255 ? 2 : 1;
-    std::vector<unsigned char> raw(img.pixels.size() * bpp);
-    if (!in.read(reinterpret_cast<char*>(raw.data()), std::streamsize(raw.size())))
-      fail("truncated PGM: " + std::to_string(raw.size()) + " pixel bytes expected, " + std::to_string(in.gcount()) + " found");
-    for (std::size_t i = 0; i < img.pixels.size(); ++i)
-      store(i, bpp == 1 ? long(raw[i]) : long(raw[2 * i]) * 256 + raw[2 * i + 1]);
+    unsigned char raw[4096];
+    while (img.pixels.size() < n) {
+      const std::size_t want = std::min(sizeof raw / bpp, n - img.pixels.size()) * bpp;
+      if (!in.read(reinterpret_cast<char*>(raw), std::streamsize(want)))
+        fail("truncated PGM: " + std::to_string(n * bpp) + " pixel bytes expected, " +
+             std::to_string(img.pixels.size() * bpp + std::size_t(in.gcount())) + " found");
+      for (std::size_t i = 0; i < want; i += bpp) store(bpp == 1 ? long(raw[i]) : long(raw[i]) * 256 + raw[i + 1]);
+    }
   }
   return img;
 }
@@ -131,8 +137,8 @@ inline std::vector<std::uint8_t> mnist_style(const gray_image& img) {
   for (std::size_t x = 0; x < W; ++x) border += img.pixels[x] + img.pixels[(H - 1) * W + x];
   for (std::size_t y = 0; y < H; ++y) border += img.pixels[y * W] + img.pixels[y * W + W - 1];
   const bool invert = border / double(2 * (W + H)) > 127.5;
-  std::vector<double> ink(W * H);
-  for (std::size_t i = 0; i < ink.size(); ++i) ink[i] = (invert ? 255 - img.pixels[i] : img.pixels[i]) / 255.0;
+  std::vector<float> ink(W * H);  // floats: a picture may be large, and 8-bit ink needs no more
+  for (std::size_t i = 0; i < ink.size(); ++i) ink[i] = float(invert ? 255 - img.pixels[i] : img.pixels[i]) / 255.0f;
   // bounding box of pixels clearly above the background
   std::size_t x0 = W, x1 = 0, y0 = H, y1 = 0;
   for (std::size_t y = 0; y < H; ++y)
