@@ -311,18 +311,22 @@ int train(const options& o) {
   bar.start_at(tr.steps_done());
   const auto start = clock_type::now();
   const std::int64_t first = tr.steps_done(), total = model.config().train.steps;
+  std::int64_t saved_at = -1;  // the step this run last saved, if it did
   while (tr.steps_done() < total) {
     const step_stats s = tr.step();
     if (!s.finite) {
+      std::string kept = "Nothing was saved.";
+      if (saved_at >= 0) kept = "The last good checkpoint of this run, " + save + " (step " + std::to_string(saved_at) + "), is untouched.";
+      else if (fs::exists(save)) kept = "This run saved nothing; " + save + " is from before it and is untouched.";
       std::fprintf(stderr, "\nstopped at step %lld: the loss or a parameter became NaN/Inf (lr %.3g). %s\n",
-                   (long long)tr.steps_done(), s.lr,
-                   fs::exists(save) ? ("The last good checkpoint, " + save + ", is untouched.").c_str() : "Nothing was saved.");
+                   (long long)tr.steps_done(), s.lr, kept.c_str());
       return 3;
     }
     bar.update(tr.steps_done(), s.loss);
     if (tr.steps_done() % 2000 == 0 || tr.steps_done() == total) {
       run.step = tr.steps_done();
       save_checkpoint(save, model, tr.adam(), model.init_rng(), run);
+      saved_at = run.step;
     }
   }
   const double secs = std::chrono::duration<double>(clock_type::now() - start).count();

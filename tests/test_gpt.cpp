@@ -182,7 +182,7 @@ TEST_CASE("word trie and constrained decoding: an untrained model can only emit 
     CHECK(vocab.class_of(constrained) >= 0);
     free_invalid += vocab.class_of(model.generate(image)) < 0;
   }
-  MESSAGE("untrained free decoding produced " << free_invalid << "/20 non-words");
+  CHECK(free_invalid > 0);  // free decoding of an untrained model does write non-words: the trie is what stops them
 }
 
 TEST_CASE("sampling: softmax(logits / temperature) frequencies, top-k, and greedy as its limit") {
@@ -202,13 +202,19 @@ TEST_CASE("sampling: softmax(logits / temperature) frequencies, top-k, and greed
   CHECK(frequency_of_1({.temperature = 1.0, .top_k = 1}) == 1.0);
   CHECK_THROWS_AS((void)detail::pick_token<float>(logits, none, 99, {.temperature = 1.0}, nullptr), purevlm::error);
 
-  // through the model: top_k = 1 sampling is greedy decoding; wider sampling stays in the block
+  // through the model: top_k = 1 sampling is greedy decoding; wider sampling is reproducible from
+  // the rng's state and, over a few images, differs from greedy decoding
   vlm model(vlm_config::seed(), vocabulary(mnist_class_names()), 123);
   std::vector<float> image(196);
   rng g(4), s(5);
+  int differs = 0;
   for (int i = 0; i < 10; ++i) {
     for (float& v : image) v = float(g.uniform());
     CHECK(model.generate(image, {.temperature = 1.0, .top_k = 1}, &s) == model.generate(image));
-    CHECK(model.generate(image, {.temperature = 1.5, .top_k = 5}, &s).size() <= 8);
+    rng s1 = s, s2 = s;
+    const std::string sampled = model.generate(image, {.temperature = 1.5, .top_k = 5}, &s1);
+    CHECK(model.generate(image, {.temperature = 1.5, .top_k = 5}, &s2) == sampled);
+    differs += sampled != model.generate(image);
   }
+  CHECK(differs > 0);
 }

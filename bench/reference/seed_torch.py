@@ -30,7 +30,7 @@ TOKENIZER = [n for n, _, _ in SHAPES[:11]]
 
 def init(dtype, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return {n: (torch.randn(r, c, generator=g, dtype=dtype) * (0.05 if n.startswith(("bae", "tp")) else 0.08))
+    return {n: (torch.randn(r, c, generator=g, dtype=dtype) * (0.05 if n.startswith("bae") else 0.08))  # SPEC.md: the BAE matrices 0.05, tp_proj and the rest 0.08
             .requires_grad_() for n, r, c in SHAPES}
 
 

@@ -191,15 +191,17 @@ public:
     bool has_recon = false;
   };
 
-  // Registers the parameters in `ps` under the seed's names; std 0.05 as in SPEC.md.
+  // Registers the parameters in `ps` under the seed's names; as in SPEC.md, Normal(0, 0.05) for
+  // the BAE matrices (L, R of both BAEs, every direct feature's projections) and 0.08 for the
+  // tensor-product projections Pa, Pb, like everything else in the model.
   basic_tokenizer(const tokenizer_config& cfg, basic_parameters<T>& ps, rng& g) : cfg_(cfg) {
     cfg_.validate();
-    const T std = T(0.05);
+    const T std = T(0.05), tp_std = T(0.08);
     const std::size_t P = cfg_.pixels, R = cfg_.bae_rank, K = cfg_.tensor_tokens;
     if (K > 0) {
       for (const char* n : {"bae1_l", "bae1_r", "bae2_l", "bae2_r"}) bae_.push_back(ps.add(n, R, P, std, g));
-      tp_a_ = ps.add("tp_proj_a", K, R, std, g);
-      tp_b_ = ps.add("tp_proj_b", K, R, std, g);
+      tp_a_ = ps.add("tp_proj_a", K, R, tp_std, g);
+      tp_b_ = ps.add("tp_proj_b", K, R, tp_std, g);
     }
     for (const auto& d : cfg_.direct) {
       std::vector<std::size_t> ws;

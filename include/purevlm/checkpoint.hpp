@@ -1,12 +1,17 @@
 // SPDX-License-Identifier: MIT
 // checkpoint.hpp: a versioned binary file holding a training run: the preset and class names
 // (which rebuild the architecture), the parameter table and values, Adam's moments and step, the
-// init RNG, and where the run stands. A 64-bit FNV-1a checksum covers the payload. Files are
-// written to a temporary name and renamed, so a crash never leaves half a checkpoint where a good
-// one was. Layout (host byte order, little-endian on every machine purevlm targets):
+// init RNG, and where the run stands. A 64-bit FNV-1a checksum covers the payload: it catches
+// accidents, not crafted files, so every field is also checked on its own when read. Files are
+// written to a fresh temporary name, flushed to disk (fsync) and renamed over the old one, and
+// the directory is synced too, so neither a crash nor a power cut leaves half a checkpoint where
+// a good one was. Layout (host byte order, little-endian on every machine purevlm targets):
 //   "PUREVLM\x1a" | u32 version | u64 payload bytes | u64 checksum | payload
 #pragma once
 
+#include <cerrno>
+#include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -17,6 +22,11 @@
 
 #include "optim.hpp"
 #include "model.hpp"
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <fcntl.h>
+#include <unistd.h>
+#endif
 
 namespace purevlm {
 
@@ -54,8 +64,12 @@ public:
     at_ += sizeof v;
     return v;
   }
-  std::string str() {
+  // A string of at most max_len bytes: names are short, and a crafted length must not size anything.
+  std::string str(std::size_t max_len = 256) {
     const auto n = pod<std::uint64_t>();
+    if (n > max_len)
+      throw error(name_ + ": corrupt checkpoint: a name of " + std::to_string(n) + " bytes at offset " +
+                  std::to_string(base_ + at_ - 8) + " (at most " + std::to_string(max_len) + ")");
     need(n, "a string");
     std::string s = b_.substr(at_, n);
     at_ += n;
@@ -76,12 +90,67 @@ public:
                   std::to_string(base_ + at_) + " runs past the end");
   }
   bool done() const { return at_ == b_.size(); }
+  std::size_t offset() const { return base_ + at_; }
 
 private:
   const std::string& b_;
   std::string name_;
   std::size_t base_, at_ = 0;
 };
+
+// Writes bytes to path atomically and durably: a fresh temporary name beside it (two writers
+// never share one), fsync, rename over path, fsync of the directory. On failure path is unchanged.
+inline void write_file_durably(const std::string& path, const std::string& bytes) {
+#if defined(__unix__) || defined(__APPLE__)
+  const auto slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  std::string tmp;
+  int fd = -1;
+  for (int attempt = 0; fd < 0; ++attempt) {
+    tmp = path + ".tmp." + std::to_string(::getpid()) + "." +
+          std::to_string(std::chrono::steady_clock::now().time_since_epoch().count() + attempt);
+    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (fd < 0 && (errno != EEXIST || attempt > 100))
+      throw error(tmp + ": cannot open for writing (" + std::strerror(errno) + "); " + path + " is unchanged");
+  }
+  auto fail = [&](const std::string& what) {
+    const std::string why = std::strerror(errno);
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw error(tmp + ": " + what + " (" + why + "); " + path + " is unchanged");
+  };
+  for (std::size_t at = 0; at < bytes.size();) {
+    const auto n = ::write(fd, bytes.data() + at, bytes.size() - at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) fail("write failed (disk full?)");
+    at += std::size_t(n);
+  }
+  if (::fsync(fd) != 0) fail("fsync failed");
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string why = std::strerror(errno);
+    ::unlink(tmp.c_str());
+    throw error(path + ": cannot replace it with " + tmp + " (" + why + ")");
+  }
+  if (const int d = ::open(dir.c_str(), O_RDONLY); d >= 0) {  // make the rename itself durable
+    ::fsync(d);
+    ::close(d);
+  }
+#else
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) throw error(tmp + ": cannot open for writing");
+    f.write(bytes.data(), std::streamsize(bytes.size()));
+    f.flush();
+    if (!f) { std::remove(tmp.c_str()); throw error(tmp + ": write failed (disk full?); " + path + " is unchanged"); }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw error(path + ": cannot replace it with " + tmp);
+  }
+#endif
+}
 }  // namespace detail
 
 // A checkpoint read and verified (magic, version, size, checksum), not yet applied to a model.
@@ -116,19 +185,7 @@ void save_checkpoint(const std::string& path, const basic_vlm<T>& model, const b
   h.pod(std::uint64_t(w.out.size()));
   h.pod(detail::fnv1a(w.out));
   head += h.out;
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw error(tmp + ": cannot open for writing");
-    f.write(head.data(), std::streamsize(head.size()));
-    f.write(w.out.data(), std::streamsize(w.out.size()));
-    f.flush();
-    if (!f) { std::remove(tmp.c_str()); throw error(tmp + ": write failed (disk full?); " + path + " is unchanged"); }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw error(path + ": cannot replace it with " + tmp);
-  }
+  detail::write_file_durably(path, head + w.out);
 }
 
 inline checkpoint read_checkpoint(const std::string& path) {
@@ -164,10 +221,11 @@ inline checkpoint read_checkpoint(const std::string& path) {
   f.read(c.payload.data(), std::streamsize(size));
   if (detail::fnv1a(c.payload) != sum) throw error(path + ": corrupt checkpoint: checksum mismatch");
   detail::byte_reader r(c.payload, path, 28);
-  c.preset = r.str();
+  c.preset = r.str(64);
   const auto n = r.pod<std::uint64_t>();
-  if (n > 1000) throw error(path + ": corrupt checkpoint: " + std::to_string(n) + " class names");
-  for (std::uint64_t i = 0; i < n; ++i) c.class_names.push_back(r.str());
+  if (n == 0 || n > 1000) throw error(path + ": corrupt checkpoint: " + std::to_string(n) + " class names (1..1000)");
+  // class names size the model (vocabulary, block): keep them to names, not megabytes
+  for (std::uint64_t i = 0; i < n; ++i) c.class_names.push_back(r.str(64));
   return c;
 }
 
@@ -206,8 +264,29 @@ void restore(const checkpoint& c, basic_vlm<T>& model, std::type_identity_t<basi
   r.array_into(std::span<T>(v), "Adam second moment");
   std::array<std::uint64_t, 4> state;
   for (auto& s : state) s = r.pod<std::uint64_t>();
+  const std::size_t run_at = r.offset();
   const auto saved_run = r.pod<run_state>();
   if (!r.done()) throw error(c.path + ": corrupt checkpoint: unread bytes after the run state");
+  // each field on its own: the checksum does not stop a crafted file
+  auto corrupt = [&](const std::string& what) { throw error(c.path + ": corrupt checkpoint: " + what); };
+  auto first_bad = [](const std::vector<T>& a, bool non_negative) {
+    for (std::size_t i = 0; i < a.size(); ++i)
+      if (!std::isfinite(a[i]) || (non_negative && a[i] < T(0))) return i;
+    return a.size();
+  };
+  if (const auto i = first_bad(values, false); i < values.size())
+    corrupt("parameter " + std::to_string(i) + " is " + std::to_string(values[i]) + ", not a finite number");
+  if (const auto i = first_bad(m, false); i < m.size()) corrupt("Adam's first moment " + std::to_string(i) + " is not finite");
+  if (const auto i = first_bad(v, true); i < v.size())
+    corrupt("Adam's second moment " + std::to_string(i) + " is " + std::to_string(v[i]) + ", not a finite number ≥ 0");
+  if (steps < 0) corrupt("Adam's step count is " + std::to_string(steps));
+  if (state == std::array<std::uint64_t, 4>{}) corrupt("the RNG state is all zeros (it would give zeros forever)");
+  if (saved_run.step < 0 || saved_run.total_steps < 0 || saved_run.batch == 0)
+    corrupt("run state at offset " + std::to_string(run_at) + ": step " + std::to_string(saved_run.step) + " of " +
+            std::to_string(saved_run.total_steps) + ", batch " + std::to_string(saved_run.batch));
+  if (adam && (adam->first_moment().size() != ps.count() || adam->second_moment().size() != ps.count()))
+    throw error(c.path + ": the Adam given to restore() holds " + std::to_string(adam->first_moment().size()) +
+                " moments for a model of " + std::to_string(ps.count()) + " parameters");
   // everything parsed: only now change the model
   std::ranges::copy(values, ps.values().begin());
   if (adam) {

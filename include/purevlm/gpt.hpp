@@ -164,7 +164,7 @@ public:
 
   // x[T, C] + wpe[first .. first+T)
   var add_positions(basic_tape<T>& t, basic_parameters<T>& ps, std::span<T> grads, var x, std::size_t first) const {
-    if (first + t.rows(x) > cfg_.block_size)
+    if (first > cfg_.block_size || t.rows(x) > cfg_.block_size - first)
       throw error("gpt: positions " + std::to_string(first) + ".." + std::to_string(first + t.rows(x)) +
                   " exceed block_size " + std::to_string(cfg_.block_size));
     return add(t, x, rows(t, t.parameter(ps, wpe_, grads), first, t.rows(x)));
@@ -182,6 +182,7 @@ public:
   var forward(basic_tape<T>& t, basic_parameters<T>& ps, std::span<T> grads, var x,
               basic_kv_cache<T>* cache = nullptr, std::size_t logits_from = 0) const {
     t.require(t.cols(x) == cfg_.n_embd, "gpt", "input embeddings must have n_embd columns", {x});
+    t.require(logits_from < t.rows(x), "gpt", "logits_from must leave at least one row for the LM head", {x});
     auto p = [&](std::size_t i) { return t.parameter(ps, i, grads); };
     if (cache && cache->k.size() != layers_.size()) { cache->k.resize(layers_.size()); cache->v.resize(layers_.size()); }
     x = rmsnorm(t, x);  // every position normalised once on entry

@@ -397,7 +397,7 @@ var stack(basic_tape<T>& t, var a, var b) {
 // Columns [offset, offset+C) of x[N, Cin]
 template <std::floating_point T>
 var slice(basic_tape<T>& t, var x, std::size_t offset, std::size_t C) {
-  if (offset + C > t.cols(x))
+  if (offset > t.cols(x) || C > t.cols(x) - offset)  // written so that no sum can wrap
     throw error("slice: columns [" + std::to_string(offset) + "," + std::to_string(offset + C) +
                 ") are outside " + t.shape_of(x));
   return detail::cut(t, x, t.rows(x), C, t.rows(x), offset);
@@ -405,7 +405,7 @@ var slice(basic_tape<T>& t, var x, std::size_t offset, std::size_t C) {
 // Rows [first, first+count) of x[N, C]
 template <std::floating_point T>
 var rows(basic_tape<T>& t, var x, std::size_t first, std::size_t count) {
-  if (first + count > t.rows(x))
+  if (first > t.rows(x) || count > t.rows(x) - first)  // written so that no sum can wrap
     throw error("rows: rows [" + std::to_string(first) + "," + std::to_string(first + count) +
                 ") are outside " + t.shape_of(x));
   return detail::cut(t, x, count, t.cols(x), 1, first * t.cols(x));

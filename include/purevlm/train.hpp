@@ -12,10 +12,12 @@
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <numeric>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "data/idx.hpp"
@@ -45,6 +47,8 @@ public:
   worker_pool(const worker_pool&) = delete;
   worker_pool& operator=(const worker_pool&) = delete;
 
+  // An exception from any worker (this thread's share included) is rethrown here, the first one
+  // only, and only after every helper has finished the job: none still touches its buffers.
   template <class Job>
   void run(Job&& job) {
     std::function<void(std::size_t)> f(std::ref(job));  // a reference: no allocation
@@ -53,8 +57,13 @@ public:
     generation_.fetch_add(1, std::memory_order_release);  // publishes job_ and pending_
     { std::lock_guard lock(mutex_); }                       // a helper about to sleep sees it
     wake_.notify_all();
-    job(0);
+    try {
+      job(0);
+    } catch (...) {
+      keep(std::current_exception());
+    }
     while (pending_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+    if (failed_) std::rethrow_exception(std::exchange(failed_, nullptr));
   }
 
 private:
@@ -69,9 +78,17 @@ private:
         if (stop_) return;
       }
       seen = generation_.load(std::memory_order_acquire);
-      (*job_)(index);
+      try {
+        (*job_)(index);
+      } catch (...) {  // carried to run(): an exception leaving a thread would end the program
+        keep(std::current_exception());
+      }
       pending_.fetch_sub(1, std::memory_order_acq_rel);
     }
+  }
+  void keep(std::exception_ptr e) {
+    std::lock_guard lock(mutex_);
+    if (!failed_) failed_ = std::move(e);
   }
   std::vector<std::thread> threads_;
   std::mutex mutex_;
@@ -79,7 +96,8 @@ private:
   const std::function<void(std::size_t)>* job_ = nullptr;
   std::atomic<std::size_t> pending_{0};
   std::atomic<std::uint64_t> generation_{0};
-  bool stop_ = false;  // guarded by mutex_
+  bool stop_ = false;            // guarded by mutex_
+  std::exception_ptr failed_;    // the first exception of the current job; guarded by mutex_
 };
 }  // namespace detail
 
@@ -104,12 +122,21 @@ public:
       throw error("trainer: images of " + std::to_string(data_.images.rows) + "x" + std::to_string(data_.images.cols) +
                   " do not pool to the model's " + std::to_string(model.config().pixels()) + " pixels");
     for (const auto& name : model.vocab().class_names()) texts_.push_back(model.vocab().encode(name));
+    for (std::size_t i = 0; i < data_.size(); ++i)
+      if (data_.labels[i] >= texts_.size())
+        throw error("trainer: image " + std::to_string(i) + " has label " + std::to_string(data_.labels[i]) +
+                    ", the model knows " + std::to_string(texts_.size()) + " class names");
+    if (data_.images.count != data_.size())
+      throw error("trainer: " + std::to_string(data_.images.count) + " images for " + std::to_string(data_.size()) + " labels");
     for (auto& w : workers_) {
       w.x.resize(model.config().pixels());
       w.moved.resize(data_.images.rows * data_.images.cols);
     }
     for (std::size_t c = 1; c < chunks_.size(); ++c) chunks_[c].grads.resize(model.parameter_count());  // chunk 0: the model's own
   }
+
+  // The trainer keeps references to both: a temporary data set would dangle.
+  basic_trainer(basic_vlm<T>&, labeled_images&&, std::uint64_t, std::size_t = 1) = delete;
 
   step_stats step() {
     const auto& tc = model_.config().train;
