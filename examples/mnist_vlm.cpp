@@ -34,7 +34,7 @@ struct options {
   std::string command, data, dataset = "mnist", preset = "default", save, resume, load;
   std::optional<std::int64_t> steps, epochs;
   std::optional<std::size_t> batch;
-  std::size_t threads = 1, limit = 0, shift = 0;
+  std::size_t threads = 1, limit = 0, shift = 0, save_every = 2000;
   std::uint64_t seed = 42;
   bool json = false, constrained = false, help = false;
   std::vector<std::string> images;
@@ -44,8 +44,9 @@ const std::map<std::string, std::string> help_text = {
     {"train",
      "usage: mnist_vlm train [--data DIR] [--dataset mnist|fashion] [--preset seed|default]\n"
      "                       [--steps N | --epochs E] [--batch B] [--threads T] [--seed S]\n"
-     "                       [--save FILE] [--resume FILE] [--json]\n"
-     "Trains the preset, saves it (default: purevlm-<preset>.ckpt), then evaluates it on the whole test set.\n"},
+     "                       [--save FILE] [--save-every N] [--resume FILE] [--json]\n"
+     "Trains the preset, saves it (default: purevlm-<preset>.ckpt) every N steps (2000) and at the end,\n"
+     "then evaluates it on the whole test set.\n"},
     {"eval",
      "usage: mnist_vlm eval --load FILE [--data DIR] [--limit N] [--shift P] [--constrained] [--json]\n"
      "Evaluates a saved model on the test set: accuracy with a 95% interval, per class, confusion matrix.\n"
@@ -92,6 +93,7 @@ options parse(int argc, char** argv) {
     else if (o.command == "train" && a == "--threads") o.threads = parse_number<std::size_t>(a, value());
     else if (o.command == "train" && a == "--seed") o.seed = parse_number<std::uint64_t>(a, value());
     else if (o.command == "train" && a == "--save") o.save = value();
+    else if (o.command == "train" && a == "--save-every") o.save_every = parse_number<std::size_t>(a, value());
     else if (o.command == "train" && a == "--resume") o.resume = value();
     else if (o.command == "eval" && a == "--limit") o.limit = parse_number<std::size_t>(a, value());
     else if (o.command == "eval" && a == "--shift") o.shift = parse_number<std::size_t>(a, value());
@@ -101,6 +103,7 @@ options parse(int argc, char** argv) {
   if (o.help) return o;
   if (o.steps && o.epochs) throw usage_error("give --steps or --epochs, not both");
   if (o.threads == 0) throw usage_error("--threads must be at least 1");
+  if (o.save_every == 0) throw usage_error("--save-every must be at least 1");
   if (o.shift > 27) throw usage_error("--shift moves a 28x28 digit by 0..27 pixels, got " + std::to_string(o.shift));
   if (o.batch && *o.batch == 0) throw usage_error("--batch must be at least 1");
   if (o.dataset != "mnist" && o.dataset != "fashion") throw usage_error("--dataset is mnist or fashion, got '" + o.dataset + "'");
@@ -323,7 +326,7 @@ int train(const options& o) {
       return 3;
     }
     bar.update(tr.steps_done(), s.loss);
-    if (tr.steps_done() % 2000 == 0 || tr.steps_done() == total) {
+    if (tr.steps_done() % std::int64_t(o.save_every) == 0 || tr.steps_done() == total) {
       run.step = tr.steps_done();
       save_checkpoint(save, model, tr.adam(), model.init_rng(), run);
       saved_at = run.step;

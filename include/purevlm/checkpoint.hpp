@@ -188,9 +188,8 @@ void save_checkpoint(const std::string& path, const basic_vlm<T>& model, const b
   detail::write_file_durably(path, head + w.out);
 }
 
-inline checkpoint read_checkpoint(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw error(path + ": cannot open for reading");
+// Reads and verifies a checkpoint from a seekable stream; `path` names it in errors.
+inline checkpoint read_checkpoint(std::istream& f, const std::string& path) {
   std::string head(28, '\0');
   f.read(head.data(), 28);
   const std::size_t got = std::size_t(f.gcount());
@@ -227,6 +226,11 @@ inline checkpoint read_checkpoint(const std::string& path) {
   // class names size the model (vocabulary, block): keep them to names, not megabytes
   for (std::uint64_t i = 0; i < n; ++i) c.class_names.push_back(r.str(64));
   return c;
+}
+inline checkpoint read_checkpoint(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw error(path + ": cannot open for reading");
+  return read_checkpoint(f, path);
 }
 
 // Applies a verified checkpoint to a model built from the same preset and classes; throws if its
