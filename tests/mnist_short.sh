@@ -3,10 +3,7 @@
 # usage: mnist_short.sh path/to/mnist_vlm project_dir
 set -eu
 bin=$1 root=$2
-for d in "${PUREVLM_DATA:-}" "$root/../shared/data/mnist" "$root/data/mnist"; do
-  if [[ -n $d && -f $d/t10k-labels-idx1-ubyte.gz ]]; then data=$d; break; fi
-done
-if [[ -z ${data:-} ]]; then echo "SKIPPED: no real MNIST found (../shared/data/mnist or data/mnist)"; exit 77; fi
+source "$(dirname "$0")/find_mnist.sh" "$root"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$bin" train --preset seed --steps 3000 --data "$data" --save "$tmp/s.ckpt" >"$tmp/train.out" 2>"$tmp/train.err"

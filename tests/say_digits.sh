@@ -6,10 +6,7 @@
 # usage: say_digits.sh path/to/mnist_vlm project_dir
 set -eu
 bin=$1 root=$2
-for d in "${PUREVLM_DATA:-}" "$root/../shared/data/mnist" "$root/data/mnist"; do
-  if [[ -n $d && -f $d/t10k-labels-idx1-ubyte.gz ]]; then data=$d; break; fi
-done
-if [[ -z ${data:-} ]]; then echo "SKIPPED: no real MNIST found (../shared/data/mnist or data/mnist)"; exit 77; fi
+source "$(dirname "$0")/find_mnist.sh" "$root"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$bin" train --threads 2 --data "$data" --save "$tmp/d.ckpt" >"$tmp/train.out" 2>"$tmp/train.err"

@@ -20,10 +20,11 @@ Set OPENBLAS_NUM_THREADS=T in the environment (compare.py does) so OpenBLAS does
 import json
 import math
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
+
+from timing import samples_per_second
 
 C1, C2, EMBD, HEADS, MLP, VOCAB, NTOK = 16, 32, 32, 4, 64, 17, 16
 
@@ -101,13 +102,7 @@ def speed(batch, threads, seconds):
         torch.nn.utils.clip_grad_norm_(list(p.values()), 5.0)
         opt.step()
 
-    for i in range(10):
-        step(i)
-    n, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        step(n)
-        n += 1
-    rate = n * batch / (time.perf_counter() - start)
+    rate = samples_per_second(step, batch, seconds, warmup=10)
     print(json.dumps({"impl": "pytorch", "model": "default", "batch": batch, "threads": threads,
                       "samples_per_second": rate, "mkldnn": torch.backends.mkldnn.is_available()}), flush=True)
     return 0

@@ -11,13 +11,14 @@ Prints one JSON object per line. Needs python3-torch (Debian); exits 3 with a me
 """
 import json
 import sys
-import time
 
 try:
     import torch
 except ImportError:
     print("seed_torch.py: PyTorch is not installed here (Debian: apt-get install python3-torch); skipped")
     sys.exit(3)
+
+from timing import samples_per_second  # noqa: E402 (after the torch check)
 
 SHAPES = [("bae1_l", 10, 196), ("bae1_r", 10, 196), ("bae2_l", 10, 196), ("bae2_r", 10, 196),
           ("tp_proj_a", 12, 10), ("tp_proj_b", 12, 10), ("bae_deg2_0", 8, 196), ("bae_deg2_1", 8, 196),
@@ -132,13 +133,7 @@ def speed(seconds):
             torch.nn.utils.clip_grad_norm_(list(p.values()), 5.0)
             opt.step()
 
-        for i in range(5):
-            step(i)
-        n, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            step(n)
-            n += 1
-        rate = n * batch / (time.perf_counter() - start)
+        rate = samples_per_second(step, batch, seconds)
         print(json.dumps({"impl": "pytorch", "batch": batch, "threads": threads, "samples_per_second": rate}), flush=True)
     return 0
 
