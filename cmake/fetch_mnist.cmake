@@ -6,7 +6,9 @@
 if(NOT DEFINED DEST)
   set(DEST "${CMAKE_CURRENT_LIST_DIR}/../data/mnist")
 endif()
-set(MIRROR "https://storage.googleapis.com/cvdf-datasets/mnist")
+if(NOT DEFINED MIRROR)  # -DMIRROR=URL: another copy (the tests point it at a closed port)
+  set(MIRROR "https://storage.googleapis.com/cvdf-datasets/mnist")
+endif()
 set(FILES
   "train-images-idx3-ubyte.gz=440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"
   "train-labels-idx1-ubyte.gz=3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"

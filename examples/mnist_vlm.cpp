@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -34,6 +35,7 @@ struct options {
   std::string command, data, dataset = "mnist", preset = "default", save, resume, load;
   std::optional<std::int64_t> steps, epochs;
   std::optional<std::size_t> batch;
+  std::optional<double> lr;
   std::size_t threads = 1, limit = 0, shift = 0, save_every = 2000;
   std::uint64_t seed = 42;
   bool json = false, constrained = false, help = false;
@@ -43,7 +45,7 @@ struct options {
 const std::map<std::string, std::string> help_text = {
     {"train",
      "usage: mnist_vlm train [--data DIR] [--dataset mnist|fashion] [--preset seed|default]\n"
-     "                       [--steps N | --epochs E] [--batch B] [--threads T] [--seed S]\n"
+     "                       [--steps N | --epochs E] [--batch B] [--lr LR] [--threads T] [--seed S]\n"
      "                       [--save FILE] [--save-every N] [--resume FILE] [--json]\n"
      "Trains the preset, saves it (default: purevlm-<preset>.ckpt) every N steps (2000) and at the end,\n"
      "then evaluates it on the whole test set.\n"},
@@ -68,6 +70,13 @@ V parse_number(const std::string& flag, const std::string& text) {
   return V(v);
 }
 
+double parse_positive(const std::string& flag, const std::string& text) {
+  std::istringstream in(text);
+  double v;
+  if (!(in >> v) || !in.eof() || !(v > 0) || !std::isfinite(v)) throw usage_error(flag + " takes a positive number, got '" + text + "'");
+  return v;
+}
+
 options parse(int argc, char** argv) {
   options o;
   if (argc < 2) throw usage_error("no command given\n" + general_help());
@@ -90,6 +99,7 @@ options parse(int argc, char** argv) {
     else if (o.command == "train" && a == "--steps") o.steps = parse_number<std::int64_t>(a, value());
     else if (o.command == "train" && a == "--epochs") o.epochs = parse_number<std::int64_t>(a, value());
     else if (o.command == "train" && a == "--batch") o.batch = parse_number<std::size_t>(a, value());
+    else if (o.command == "train" && a == "--lr") o.lr = parse_positive(a, value());
     else if (o.command == "train" && a == "--threads") o.threads = parse_number<std::size_t>(a, value());
     else if (o.command == "train" && a == "--seed") o.seed = parse_number<std::uint64_t>(a, value());
     else if (o.command == "train" && a == "--save") o.save = value();
@@ -288,6 +298,7 @@ int train(const options& o) {
   const labeled_images train_set = read_idx_split(dir, "train"), test_set = read_idx_split(dir, "t10k");
 
   if (o.batch) cfg.train.batch = *o.batch;
+  if (o.lr) cfg.train.lr.lr = *o.lr;
   if (o.steps) cfg.train.steps = *o.steps;
   if (o.epochs) cfg.train.steps = std::max<std::int64_t>(1, *o.epochs * std::int64_t(train_set.size()) / std::int64_t(cfg.train.batch));
   vlm model(cfg, vocabulary(class_names_for(dataset)), o.seed);

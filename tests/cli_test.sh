@@ -75,6 +75,12 @@ expect 1 "above the maximum" -- say --load "$tmp/good.ckpt" "$tmp/bad.pgm"
 printf 'P7 1 1' >"$tmp/p7.pgm"
 expect 1 "expected P2 or P5" -- say --load "$tmp/good.ckpt" "$tmp/p7.pgm"
 expect 1 "cannot open" -- say --load "$tmp/good.ckpt" "$tmp/missing.pgm"
+# a run that blows up says what it kept: nothing, or a file from before it that it never wrote
+expect 2 "--lr takes a positive number, got 'fast'" -- train --lr fast
+expect 3 "Nothing was saved." -- train --data "$tmp/ok" --preset seed --steps 5 --lr 1e30 --save "$tmp/blown.ckpt"
+cp "$tmp/good.ckpt" "$tmp/older.ckpt"
+expect 3 "This run saved nothing; $tmp/older.ckpt is from before it and is untouched" -- train --data "$tmp/ok" --preset seed --steps 5 --lr 1e30 --save "$tmp/older.ckpt"
+cmp -s "$tmp/good.ckpt" "$tmp/older.ckpt" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAILED: the older checkpoint was changed"; }
 # after all the refused loads and resumes, the good checkpoint still works
 expect 0 "" -- eval --load "$tmp/good.ckpt" --data "$tmp/ok" --limit 2
 expect 0 "" -- eval --load "$tmp/good.ckpt" --data "$tmp/ok" --shift 3
