@@ -212,7 +212,7 @@ public:
   }
 
   // with_recon = false skips the reconstruction error (generation does not need it).
-  output forward(basic_tape<T>& t, basic_parameters<T>& ps, std::span<T> grads, var x, bool with_recon = true) const {
+  output forward(basic_tape<T>& t, const basic_parameters<T>& ps, std::span<T> grads, var x, bool with_recon = true) const {
     if (t.size(x) != cfg_.pixels)
       throw error("tokenizer: image of " + std::to_string(t.size(x)) + " values, config.pixels is " +
                   std::to_string(cfg_.pixels));

@@ -163,14 +163,14 @@ public:
   }
 
   // x[T, C] + wpe[first .. first+T)
-  var add_positions(basic_tape<T>& t, basic_parameters<T>& ps, std::span<T> grads, var x, std::size_t first) const {
+  var add_positions(basic_tape<T>& t, const basic_parameters<T>& ps, std::span<T> grads, var x, std::size_t first) const {
     if (first > cfg_.block_size || t.rows(x) > cfg_.block_size - first)
       throw error("gpt: positions " + std::to_string(first) + ".." + std::to_string(first + t.rows(x)) +
                   " exceed block_size " + std::to_string(cfg_.block_size));
     return add(t, x, rows(t, t.parameter(ps, wpe_, grads), first, t.rows(x)));
   }
   // wte[tokens] + wpe[first ..]
-  var embed(basic_tape<T>& t, basic_parameters<T>& ps, std::span<T> grads, std::span<const std::int32_t> tokens,
+  var embed(basic_tape<T>& t, const basic_parameters<T>& ps, std::span<T> grads, std::span<const std::int32_t> tokens,
             std::size_t first) const {
     return add_positions(t, ps, grads, embedding(t, t.parameter(ps, wte_, grads), tokens), first);
   }
@@ -179,7 +179,7 @@ public:
   // vision positions that predict nothing, skip the LM head). With a cache, x holds the positions
   // after the cached ones, and their keys and values are appended (inference only: no gradient
   // reaches them).
-  var forward(basic_tape<T>& t, basic_parameters<T>& ps, std::span<T> grads, var x,
+  var forward(basic_tape<T>& t, const basic_parameters<T>& ps, std::span<T> grads, var x,
               basic_kv_cache<T>* cache = nullptr, std::size_t logits_from = 0) const {
     t.require(t.cols(x) == cfg_.n_embd, "gpt", "input embeddings must have n_embd columns", {x});
     t.require(logits_from < t.rows(x), "gpt", "logits_from must leave at least one row for the LM head", {x});
@@ -212,13 +212,13 @@ public:
 
   // Continues the embedded prefix[T0, C] token by token on a KV cache until `end` or `stop_also`
   // is chosen, max_new tokens are out, or the block is full. Returns the tokens, without the stop.
-  std::vector<std::int32_t> generate(basic_tape<T>& t, basic_parameters<T>& ps, var prefix, std::size_t max_new,
+  std::vector<std::int32_t> generate(basic_tape<T>& t, const basic_parameters<T>& ps, var prefix, std::size_t max_new,
                                      std::int32_t end, std::int32_t stop_also, const decoding& how,
                                      rng* g = nullptr) const {
     basic_kv_cache<T> cache;
     std::vector<std::int32_t> out;
     std::size_t pos = t.rows(prefix);
-    var logits = forward(t, ps, ps.grads(), prefix, &cache, t.rows(prefix) - 1);
+    var logits = forward(t, ps, {}, prefix, &cache, t.rows(prefix) - 1);
     while (out.size() < max_new) {
       const std::size_t V = cfg_.vocab;
       const std::int32_t tok = detail::pick_token<T>(t.value(logits).subspan((t.rows(logits) - 1) * V, V), out, end, how, g);
@@ -226,7 +226,7 @@ public:
       out.push_back(tok);
       if (pos >= cfg_.block_size) break;
       t.reset();
-      logits = forward(t, ps, ps.grads(), embed(t, ps, ps.grads(), std::span(&tok, 1), pos++), &cache);
+      logits = forward(t, ps, {}, embed(t, ps, {}, std::span(&tok, 1), pos++), &cache);
     }
     return out;
   }

@@ -7,11 +7,14 @@
 // Preset "seed" is SPEC.md exactly; "default" is the patch model the README recommends.
 #pragma once
 
+#include <cmath>
+#include <exception>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
-#include <optional>
-
+#include "data/image.hpp"
 #include "data/words.hpp"
 #include "gpt.hpp"
 #include "optim.hpp"
@@ -96,6 +99,16 @@ struct vlm_config {
   }
 };
 
+// What a model reads in an image: the word it writes (greedy decoding), the probability that it
+// writes exactly that word, and the probability of each class name (in class order). Each is a
+// sequence probability: the product of the probabilities of the name's letters and of the end
+// token, so the class probabilities sum to at most 1 (other strings take the rest).
+struct reading {
+  std::string word;
+  double probability = 0;
+  std::vector<double> class_probabilities;
+};
+
 template <std::floating_point T>
 class basic_vlm {
 public:
@@ -115,7 +128,7 @@ public:
   // Builds the loss for one image x[P] (prepared: pooled, normalised) and its text
   // [BOS letters EOS] on the tape; backward() then sends gradients into `grads`.
   forward_result forward(basic_tape<T>& t, std::span<const T> image, std::span<const std::int32_t> text,
-                         std::span<T> grads) {
+                         std::span<T> grads) const {
     if (text.size() < 2 || text.size() > vocab_.max_text_len())
       throw error("vlm: text of " + std::to_string(text.size()) + " tokens; it must hold BOS, the name and EOS (at most " +
                   std::to_string(vocab_.max_text_len()) + ")");
@@ -134,20 +147,60 @@ public:
     return forward(t, image, text, params_.grads());
   }
 
-  // The name the model writes for an image, decoded greedily unless told otherwise.
-  std::string generate(basic_tape<T>& t, std::span<const T> image, const decoding& how = {}, rng* g = nullptr) {
-    t.reset();
-    auto vis = vision(t, image, params_.grads(), false);
-    const std::int32_t bos = vocab_.bos();
-    var prefix = stack(t, vis.tokens, gpt_.embed(t, params_, params_.grads(), std::span(&bos, 1), cfg_.vision_positions));
+  // The name the model writes for an image, decoded greedily unless told otherwise. Inference
+  // is const: the parameters are read as constants, so any number of threads may share one
+  // model, each with its own tape.
+  std::string generate(basic_tape<T>& t, std::span<const T> image, const decoding& how = {}, rng* g = nullptr) const {
+    var prefix = image_prefix(t, image);
     const std::size_t max_new = cfg_.gpt.block_size - cfg_.vision_positions;
-    auto ids = gpt_.generate(t, params_, prefix, max_new, vocab_.eos(), bos, how, g);
+    auto ids = gpt_.generate(t, params_, prefix, max_new, vocab_.eos(), vocab_.bos(), how, g);
     t.reset();
     return vocab_.decode(ids);
   }
-  std::string generate(std::span<const T> image, const decoding& how = {}, rng* g = nullptr) {
+  std::string generate(std::span<const T> image, const decoding& how = {}, rng* g = nullptr) const {
     basic_tape<T> t;
     return generate(t, image, how, g);
+  }
+
+  // Image to answer in one call: a prepared image (pooled, normalised: prepare()), 28x28 bytes in
+  // MNIST's layout (light ink on black), or any grey picture (made MNIST-like first: mnist_style()).
+  reading read(std::span<const T> image) const {
+    basic_tape<T> t;
+    reading r;
+    r.word = generate(t, image);
+    // the image and BOS once, on a KV cache; each name is then teacher-forced on a copy of it
+    var prefix = image_prefix(t, image);
+    basic_kv_cache<T> cache;
+    var logits = gpt_.forward(t, params_, {}, prefix, &cache, t.rows(prefix) - 1);
+    const auto first = log_softmax(t.value(logits));
+    auto probability_of = [&](const std::string& word) {
+      const auto ids = vocab_.encode(word);  // BOS letters EOS
+      const std::size_t n = ids.size() - 2;  // letters
+      if (cfg_.vision_positions + 1 + n > cfg_.gpt.block_size) return 0.0;  // longer than the model can hold
+      double lp = first[std::size_t(ids[1])];
+      if (n > 0) {
+        basic_kv_cache<T> c = cache;
+        t.reset();
+        var x = gpt_.embed(t, params_, {}, std::span(ids).subspan(1, n), cfg_.vision_positions + 1);
+        auto rows = t.value(gpt_.forward(t, params_, {}, x, &c));
+        const std::size_t V = cfg_.gpt.vocab;
+        for (std::size_t j = 0; j < n; ++j) lp += log_softmax(rows.subspan(j * V, V))[std::size_t(ids[j + 2])];
+      }
+      return std::exp(lp);
+    };
+    for (const auto& name : vocab_.class_names()) r.class_probabilities.push_back(probability_of(name));
+    const int k = vocab_.class_of(r.word);
+    r.probability = k >= 0 ? r.class_probabilities[std::size_t(k)] : probability_of(r.word);
+    return r;
+  }
+  reading read(std::span<const std::uint8_t> pixels, std::size_t rows = 28, std::size_t cols = 28) const {
+    std::vector<T> x(cfg_.pixels());
+    prepare<T>(x, pixels, rows, cols);
+    return read(std::span<const T>(x));
+  }
+  reading read(const gray_image& picture) const {
+    const auto digit = mnist_style(picture);
+    return read(std::span<const std::uint8_t>(digit));
   }
 
   // The class names as a trie, for constrained decoding.
@@ -175,7 +228,22 @@ private:
     var recon;
     bool has_recon = false;
   };
-  vision_result vision(basic_tape<T>& t, std::span<const T> image, std::span<T> grads, bool with_recon = true) {
+  // The vision tokens and BOS, embedded: where generation and reading start.
+  var image_prefix(basic_tape<T>& t, std::span<const T> image) const {
+    t.reset();
+    auto vis = vision(t, image, {}, false);
+    const std::int32_t bos = vocab_.bos();
+    return stack(t, vis.tokens, gpt_.embed(t, params_, {}, std::span(&bos, 1), cfg_.vision_positions));
+  }
+  static std::vector<double> log_softmax(std::span<const T> logits) {
+    double mx = logits[0], sum = 0;
+    for (T l : logits) mx = std::max(mx, double(l));
+    for (T l : logits) sum += std::exp(double(l) - mx);
+    std::vector<double> out;
+    for (T l : logits) out.push_back(double(l) - mx - std::log(sum));
+    return out;
+  }
+  vision_result vision(basic_tape<T>& t, std::span<const T> image, std::span<T> grads, bool with_recon = true) const {
     if (image.size() != cfg_.pixels())
       throw error("vlm: image of " + std::to_string(image.size()) + " values, the model takes " +
                   std::to_string(cfg_.pixels()) + " (pooled 14x14)");
@@ -222,5 +290,29 @@ private:
 };
 
 using vlm = basic_vlm<float>;
+
+// Reads images 0..n-1 on `threads` threads (each its own contiguous share, each call its own
+// scratch); `image(i)` gives what read() takes for image i. The results, in order, are those of
+// reading the images one by one, bit for bit.
+template <std::floating_point T, class ImageAt>
+std::vector<reading> read_batch(const basic_vlm<T>& model, std::size_t n, ImageAt image, std::size_t threads = 1) {
+  std::vector<reading> out(n);
+  threads = std::max<std::size_t>(1, std::min(threads, n));
+  std::vector<std::exception_ptr> failed(threads);
+  auto share = [&](std::size_t w) {
+    try {
+      for (std::size_t i = w * n / threads; i < (w + 1) * n / threads; ++i) out[i] = model.read(image(i));
+    } catch (...) {
+      failed[w] = std::current_exception();
+    }
+  };
+  std::vector<std::thread> helpers;
+  for (std::size_t w = 1; w < threads; ++w) helpers.emplace_back(share, w);
+  share(0);
+  for (auto& h : helpers) h.join();
+  for (auto& e : failed)
+    if (e) std::rethrow_exception(e);
+  return out;
+}
 
 }  // namespace purevlm

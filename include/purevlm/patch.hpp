@@ -230,7 +230,7 @@ public:
   }
 
   // x[1, side²] → tokens [grid², C_last], one per region, row-major over the grid.
-  var forward(basic_tape<T>& t, basic_parameters<T>& ps, std::span<T> grads, var x) const {
+  var forward(basic_tape<T>& t, const basic_parameters<T>& ps, std::span<T> grads, var x) const {
     if (t.size(x) != cfg_.side * cfg_.side)
       throw error("patch tokenizer: image of " + std::to_string(t.size(x)) + " values, config.side² is " +
                   std::to_string(cfg_.side * cfg_.side));

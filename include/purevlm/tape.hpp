@@ -72,13 +72,16 @@ public:
     return var{std::uint32_t(nodes_.size() - 1)};
   }
   // Entry i of a parameter store; its gradient goes to the same offsets of `grads`, which is the
-  // store's own gradient buffer or a worker's buffer of the same length.
-  var parameter(basic_parameters<T>& ps, std::size_t i, std::span<T> grads) {
+  // store's own gradient buffer or a worker's buffer of the same length. With `grads` empty it is
+  // a constant read in place (inference: nothing is differentiated, the store is not written).
+  var parameter(const basic_parameters<T>& ps, std::size_t i, std::span<T> grads) {
     const auto& e = ps.at(i);
+    if (grads.empty()) return view(ps.value(i), e.rows, e.cols);
     if (grads.size() != ps.count())
       throw error("tape parameter " + e.name + ": gradient buffer of " + std::to_string(grads.size()) +
                   " for a store of " + std::to_string(ps.count()));
-    return parameter(ps.value(i), grads.subspan(e.offset, e.size()), e.rows, e.cols);
+    // ops only read a parameter's value: the pointer is non-const for parameter()'s sake alone
+    return parameter(std::span<T>(const_cast<T*>(ps.value(i).data()), e.size()), grads.subspan(e.offset, e.size()), e.rows, e.cols);
   }
   var parameter(basic_parameters<T>& ps, std::size_t i) { return parameter(ps, i, ps.grads()); }
   // A new node for an op: output [rows, cols], its inputs, and the function that backpropagates it.

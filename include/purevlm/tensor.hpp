@@ -144,6 +144,9 @@ public:
   std::span<T> grads() { return grads_; }
   std::span<const T> grads() const { return grads_; }
   std::span<T> value(std::size_t i) { return std::span<T>(values_).subspan(entries_[i].offset, entries_[i].size()); }
+  std::span<const T> value(std::size_t i) const {
+    return std::span<const T>(values_).subspan(entries_[i].offset, entries_[i].size());
+  }
   std::span<T> grad(std::size_t i) { return std::span<T>(grads_).subspan(entries_[i].offset, entries_[i].size()); }
   void zero_grads() { std::fill(grads_.begin(), grads_.end(), T(0)); }
 
