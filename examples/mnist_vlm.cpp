@@ -176,7 +176,7 @@ std::span<const std::uint8_t> test_image(const labeled_images& test, std::size_t
   return moved;
 }
 
-report evaluate(vlm& model, const labeled_images& test, std::size_t limit, std::size_t shift, bool constrained, bool quiet) {
+report evaluate(const vlm& model, const labeled_images& test, std::size_t limit, std::size_t shift, bool constrained, bool quiet) {
   const auto& names = model.vocab().class_names();
   const std::size_t K = names.size(), n = limit ? std::min(limit, test.size()) : test.size();
   std::vector<std::vector<std::size_t>> confusion(K, std::vector<std::size_t>(K + 1, 0));  // last column: not a name
@@ -291,6 +291,7 @@ int train(const options& o) {
     resumed = read_checkpoint(o.resume);
     if (resumed->preset != cfg.preset)
       throw error(o.resume + " holds preset '" + resumed->preset + "'; pass --preset " + resumed->preset + " to resume it");
+    cfg = resumed->config;  // the run's own config, whatever this version's preset is
     dataset = resumed->class_names == fashion_mnist_class_names() ? "fashion" : "mnist";
   }
   const std::string dir = find_data(o, dataset);
@@ -358,15 +359,8 @@ int train(const options& o) {
   return 0;
 }
 
-vlm load_model(const std::string& path) {
-  const checkpoint c = read_checkpoint(path);
-  vlm model(vlm_config::named(c.preset), vocabulary(c.class_names));
-  restore(c, model);
-  return model;
-}
-
 int eval(const options& o) {
-  vlm model = load_model(o.load);
+  const vlm model = load_model(o.load);
   const std::string dataset = model.vocab().class_names() == fashion_mnist_class_names() ? "fashion" : "mnist";
   const labeled_images test_set = read_idx_split(find_data(o, dataset), "t10k");
   const report r = evaluate(model, test_set, o.limit, o.shift, o.constrained, false);
@@ -383,7 +377,7 @@ int eval(const options& o) {
 }
 
 int say(const options& o) {
-  vlm model = load_model(o.load);
+  const vlm model = load_model(o.load);
   std::vector<float> x(model.config().pixels());
   for (const auto& path : o.images) {
     const auto digit = mnist_style(read_pgm(path));

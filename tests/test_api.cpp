@@ -2,6 +2,8 @@
 // const inference shared by threads, and a batch call that gives the one-by-one results.
 #include "common.hpp"
 
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include <purevlm/vlm.hpp>
@@ -101,4 +103,98 @@ TEST_CASE("inference is const and thread-safe: many threads on one model give th
     ts.emplace_back([&, w] { for (std::size_t i = w; i < images.size(); i += 4) got[i] = m.read(image(i)); });
   for (auto& t : ts) t.join();
   for (std::size_t i = 0; i < images.size(); ++i) CHECK(got[i].class_probabilities == one[i].class_probabilities);
+}
+
+TEST_CASE("save_model / load_model: a custom config round-trips and reads bit-identically") {
+  namespace fs = std::filesystem;
+  const std::string path = (fs::temp_directory_path() / ("purevlm_api_" + std::to_string(::getpid()) + ".model")).string();
+  vlm_config c = vlm_config::standard();  // sizes of neither preset
+  c.preset = "mine";
+  c.patches.layers = {{.kernel = 3, .channels = 6, .pad = 1, .pool = 2, .stride = 2},
+                      {.kernel = 3, .channels = 16, .pad = 0, .pool = 1, .stride = 1}};
+  c.gpt.n_embd = 16;
+  c.gpt.n_head = 2;
+  c.gpt.mlp_hidden = 24;
+  c.train.batch = 4;
+  c.train.shift = 0;
+  labeled_images d;
+  d.images.count = 16; d.images.rows = 28; d.images.cols = 28;
+  d.images.pixels.assign(16 * 784, 0);
+  for (std::size_t i = 0; i < 16; ++i) {
+    d.labels.push_back(std::uint8_t(i % 10));
+    for (std::size_t r = 5; r < 20; ++r) d.images.pixels[i * 784 + r * 28 + 4 + 2 * (i % 10)] = 200;
+  }
+  vlm m(c, vocabulary({"bar", "baz", "qux", "quux", "corge", "grault", "garply", "waldo", "fred", "plugh"}), 9);
+  trainer tr(m, d, 9, 1);
+  for (int i = 0; i < 5; ++i) tr.step();
+  save_model(path, m);
+  const vlm back = load_model(path);
+  fs::remove(path);
+  CHECK(back.config().preset == "mine");
+  CHECK(back.config().patches.layers.size() == 2);
+  CHECK(back.config().patches.layers[0].channels == 6);
+  CHECK(back.config().gpt.mlp_hidden == 24);
+  CHECK(back.vocab().class_names() == m.vocab().class_names());
+  CHECK(std::ranges::equal(back.parameters().values(), m.parameters().values()));
+  for (std::size_t i = 0; i < 16; ++i) {
+    const reading a = m.read(d.images.image(i)), b = back.read(d.images.image(i));
+    CHECK(a.word == b.word);
+    CHECK(a.class_probabilities == b.class_probabilities);
+  }
+  // a model-only file has no training run to resume
+  save_model(path, m);
+  basic_adam<float> adam(m.parameter_count());
+  vlm again(c, m.vocab(), 1);
+  CHECK(purevlm::test::has(purevlm::test::error_of([&] { restore(read_checkpoint(path), again, &adam); }), "holds a model only"));
+  fs::remove(path);
+}
+
+TEST_CASE("checkpoints of version 1 (no config: the preset's name stands for it) still load") {
+  namespace fs = std::filesystem;
+  vlm m(vlm_config::seed(), vocabulary(mnist_class_names()), 3);
+  detail::byte_writer w;  // version 1's payload: preset, names, table, values, Adam, RNG, run
+  w.str("seed");
+  w.pod(std::uint64_t(10));
+  for (const auto& n : mnist_class_names()) w.str(n);
+  const auto& ps = m.parameters();
+  w.pod(std::uint32_t(sizeof(float)));
+  w.pod(std::uint64_t(ps.entries().size()));
+  for (const auto& e : ps.entries()) { w.str(e.name); w.pod(std::uint64_t(e.rows)); w.pod(std::uint64_t(e.cols)); }
+  w.array(ps.values());
+  const basic_adam<float> adam(m.parameter_count());
+  w.pod(std::int64_t(7));
+  w.array(adam.first_moment());
+  w.array(adam.second_moment());
+  for (std::uint64_t s : m.init_rng().state()) w.pod(s);
+  w.pod(run_state{.step = 7, .total_steps = 10, .seed = 3, .batch = 1});
+  detail::byte_writer h;
+  h.pod(std::uint32_t(1));
+  h.pod(std::uint64_t(w.out.size()));
+  h.pod(detail::fnv1a(w.out));
+  const std::string path = (fs::temp_directory_path() / ("purevlm_v1_" + std::to_string(::getpid()) + ".ckpt")).string();
+  std::ofstream(path, std::ios::binary) << std::string(detail::checkpoint_magic, 8) + h.out + w.out;
+  const checkpoint c = read_checkpoint(path);
+  CHECK(c.version == 1);
+  CHECK(c.config.preset == "seed");
+  vlm back(c.config, vocabulary(c.class_names));
+  basic_adam<float> back_adam(back.parameter_count());
+  run_state run;
+  restore(c, back, &back_adam, &run);
+  CHECK(std::ranges::equal(back.parameters().values(), m.parameters().values()));
+  CHECK(back_adam.steps() == 7);
+  CHECK(run.step == 7);
+  CHECK(load_model(path).parameter_count() == 32240);
+  fs::remove(path);
+}
+
+TEST_CASE("vlm_config::parameter_count() is what the model holds, for every kind of vision") {
+  for (const vlm_config& c : {vlm_config::seed(), vlm_config::standard()}) {
+    vlm m(c, vocabulary(mnist_class_names()));
+    CHECK(m.config().parameter_count() == m.parameter_count());
+  }
+  vlm_config chunked = vlm_config::seed();
+  chunked.vision = vision_mode::chunked;
+  chunked.vision_positions = 4;
+  vlm m(chunked, vocabulary(mnist_class_names()));
+  CHECK(m.config().parameter_count() == m.parameter_count());
 }

@@ -176,6 +176,12 @@ struct tokenizer_config {
     if (reconstruction && recon_index() == direct.size())
       fail("reconstruction needs a direct feature of degree 2");
   }
+  // Parameters a tokenizer of this config registers.
+  std::size_t parameter_count() const {
+    std::size_t n = tensor_tokens > 0 ? 4 * bae_rank * pixels + 2 * tensor_tokens * bae_rank : 0;
+    for (const auto& d : direct) n += d.degree * d.count * pixels;
+    return n;
+  }
   std::size_t recon_index() const {
     for (std::size_t i = 0; i < direct.size(); ++i) if (direct[i].degree == 2) return i;
     return direct.size();
@@ -247,11 +253,7 @@ public:
 
   const tokenizer_config& config() const { return cfg_; }
   // Parameters this tokenizer registered.
-  std::size_t parameter_count() const {
-    std::size_t n = cfg_.tensor_tokens > 0 ? 4 * cfg_.bae_rank * cfg_.pixels + 2 * cfg_.tensor_tokens * cfg_.bae_rank : 0;
-    for (const auto& d : cfg_.direct) n += d.degree * d.count * cfg_.pixels;
-    return n;
-  }
+  std::size_t parameter_count() const { return cfg_.parameter_count(); }
 
 private:
   static std::string name_for(std::size_t degree, std::size_t i, const basic_parameters<T>& ps) {

@@ -1,12 +1,17 @@
 // SPDX-License-Identifier: MIT
-// checkpoint.hpp: a versioned binary file holding a training run: the preset and class names
-// (which rebuild the architecture), the parameter table and values, Adam's moments and step, the
-// init RNG, and where the run stands. A 64-bit FNV-1a checksum covers the payload: it catches
+// checkpoint.hpp: a versioned binary file holding a model — the preset's name, the class names
+// and the whole config (every field: a custom model rebuilds from the file alone), the parameter
+// table and values — and, for a training run, Adam's moments and step, the init RNG and where the
+// run stands. save_model()/load_model() are the one-call pair; save_checkpoint()/restore() the
+// training run's. A 64-bit FNV-1a checksum covers the payload: it catches
 // accidents, not crafted files, so every field is also checked on its own when read. Files are
 // written to a fresh temporary name, flushed to disk (fsync) and renamed over the old one, and
 // the directory is synced too, so neither a crash nor a power cut leaves half a checkpoint where
 // a good one was. Layout (host byte order, little-endian on every machine purevlm targets):
 //   "PUREVLM\x1a" | u32 version | u64 payload bytes | u64 checksum | payload
+// payload (version 2): preset | class names | config | u32 value bytes | table | values |
+//   u8 training | [Adam step, moments | RNG state | run state]. Version 1 (purevlm 0.1-0.2) had no
+//   config (the preset's name stood for it) and no training byte (it always held the run).
 #pragma once
 
 #include <cerrno>
@@ -38,7 +43,7 @@ struct run_state {
 
 namespace detail {
 inline constexpr char checkpoint_magic[8] = {'P', 'U', 'R', 'E', 'V', 'L', 'M', '\x1a'};
-inline constexpr std::uint32_t checkpoint_version = 1;
+inline constexpr std::uint32_t checkpoint_version = 2;
 
 inline std::uint64_t fnv1a(const std::string& bytes) {
   std::uint64_t h = 0xcbf29ce484222325ull;
@@ -90,6 +95,7 @@ public:
                   std::to_string(base_ + at_) + " runs past the end");
   }
   bool done() const { return at_ == b_.size(); }
+  void skip(std::size_t to) { need(to - at_, "a header"); at_ = to; }
   std::size_t offset() const { return base_ + at_; }
 
 private:
@@ -97,6 +103,74 @@ private:
   std::string name_;
   std::size_t base_, at_ = 0;
 };
+
+// Every field of a vlm_config but the preset's name, in the order checkpoints store them: f is
+// called on each (and on the two lists), so one list serves writing and reading.
+template <class C, class F>
+void config_fields(C& c, F&& f) {
+  f(c.tokenizer.pixels); f(c.tokenizer.bae_rank); f(c.tokenizer.tensor_tokens); f(c.tokenizer.direct);
+  f(c.tokenizer.reconstruction);
+  f(c.patches.side); f(c.patches.layers);
+  f(c.gpt.vocab); f(c.gpt.block_size); f(c.gpt.n_layer); f(c.gpt.n_embd); f(c.gpt.n_head); f(c.gpt.mlp_hidden);
+  f(c.gpt.score); f(c.gpt.tensor_factors);
+  f(c.vision); f(c.vision_positions); f(c.recon_weight);
+  f(c.train.steps); f(c.train.batch); f(c.train.lr.decay); f(c.train.lr.lr); f(c.train.lr.min_lr); f(c.train.lr.warmup);
+  f(c.train.lr.total); f(c.train.shuffle); f(c.train.clip_matrix); f(c.train.clip_global); f(c.train.shift);
+}
+inline void write_config(byte_writer& w, const vlm_config& c) {
+  config_fields(c, [&](const auto& v) {
+    using V = std::decay_t<decltype(v)>;
+    if constexpr (std::is_same_v<V, std::vector<direct_feature>>) {
+      w.pod(std::uint64_t(v.size()));
+      for (const auto& d : v) { w.pod(std::int64_t(d.degree)); w.pod(std::int64_t(d.count)); }
+    } else if constexpr (std::is_same_v<V, std::vector<patch_layer>>) {
+      w.pod(std::uint64_t(v.size()));
+      for (const auto& l : v)
+        for (std::size_t x : {l.kernel, l.channels, l.pad, l.pool, l.stride}) w.pod(std::int64_t(x));
+    } else if constexpr (std::is_floating_point_v<V>) {
+      w.pod(double(v));
+    } else {
+      w.pod(std::int64_t(v));  // integers, bools and enums
+    }
+  });
+}
+// Reads a config back, every value bounded: a crafted file must not size a model of terabytes.
+inline vlm_config read_config(byte_reader& r, const std::string& name) {
+  vlm_config c;
+  auto corrupt = [&](const std::string& what) { throw error(name + ": corrupt checkpoint: config " + what + " near offset " + std::to_string(r.offset())); };
+  auto number = [&](std::int64_t max) {
+    const auto x = r.pod<std::int64_t>();
+    if (x < 0 || x > max) corrupt("value " + std::to_string(x) + " outside 0.." + std::to_string(max));
+    return x;
+  };
+  constexpr std::int64_t dim = 1 << 16;  // any one size
+  config_fields(c, [&](auto& v) {
+    using V = std::decay_t<decltype(v)>;
+    if constexpr (std::is_same_v<V, std::vector<direct_feature>>) {
+      v.resize(std::size_t(number(8)));
+      for (auto& d : v) { d.degree = std::size_t(number(8)); d.count = std::size_t(number(dim)); }
+    } else if constexpr (std::is_same_v<V, std::vector<patch_layer>>) {
+      v.resize(std::size_t(number(16)));
+      for (auto& l : v)
+        for (std::size_t* x : {&l.kernel, &l.channels, &l.pad, &l.pool, &l.stride}) *x = std::size_t(number(dim));
+    } else if constexpr (std::is_floating_point_v<V>) {
+      v = V(r.pod<double>());
+      if (!std::isfinite(v)) corrupt("value is not finite");
+    } else if constexpr (std::is_same_v<V, bool>) {
+      v = number(1) != 0;
+    } else if constexpr (std::is_enum_v<V>) {
+      v = V(number(2));
+    } else {
+      v = V(number(std::is_same_v<V, std::int64_t> ? (std::int64_t(1) << 40) : dim));
+    }
+  });
+  const std::size_t F = c.tokenizer.features();
+  if (c.vision != vision_mode::patches && (c.vision_positions == 0 || F % c.vision_positions != 0))
+    corrupt("splits " + std::to_string(F) + " features into " + std::to_string(c.vision_positions) + " positions");
+  if (c.parameter_count() > (std::size_t(1) << 22))  // purevlm's models are small by design
+    corrupt("asks for " + std::to_string(c.parameter_count()) + " parameters (at most 4,194,304)");
+  return c;
+}
 
 // Writes bytes to path atomically and durably: a fresh temporary name beside it (two writers
 // never share one), fsync, rename over path, fsync of the directory. On failure path is unchanged.
@@ -153,39 +227,62 @@ inline void write_file_durably(const std::string& path, const std::string& bytes
 }
 }  // namespace detail
 
-// A checkpoint read and verified (magic, version, size, checksum), not yet applied to a model.
+// A checkpoint read and verified (magic, version, size, checksum, config), not yet applied to a model.
 struct checkpoint {
   std::string path, preset;
   std::vector<std::string> class_names;
-  std::string payload;  // the verified bytes
-  std::size_t payload_offset = 0;
+  vlm_config config;        // what builds the model: vlm(config, vocabulary(class_names))
+  std::uint32_t version = 0;
+  std::string payload;      // the verified bytes
+  std::size_t payload_offset = 0, table_at = 0;  // the file offset of the payload; the table's in the payload
 };
 
+namespace detail {
+// The model's part of a checkpoint: the payload up to and including the values.
 template <std::floating_point T>
-void save_checkpoint(const std::string& path, const basic_vlm<T>& model, const basic_adam<T>& adam,
-                     const rng& init, const run_state& run) {
-  detail::byte_writer w;
+byte_writer model_payload(const basic_vlm<T>& model) {
+  byte_writer w;
   w.str(model.config().preset);
   w.pod(std::uint64_t(model.vocab().class_names().size()));
   for (const auto& n : model.vocab().class_names()) w.str(n);
+  write_config(w, model.config());
   const auto& ps = model.parameters();
   w.pod(std::uint32_t(sizeof(T)));
   w.pod(std::uint64_t(ps.entries().size()));
   for (const auto& e : ps.entries()) { w.str(e.name); w.pod(std::uint64_t(e.rows)); w.pod(std::uint64_t(e.cols)); }
   w.array(ps.values());
-  w.pod(adam.steps());
-  w.array(adam.first_moment());
-  w.array(adam.second_moment());
-  for (std::uint64_t s : init.state()) w.pod(s);
-  w.pod(run);
-
+  return w;
+}
+inline void write_checkpoint_file(const std::string& path, const byte_writer& w) {
   std::string head(detail::checkpoint_magic, 8);
   detail::byte_writer h;
   h.pod(detail::checkpoint_version);
   h.pod(std::uint64_t(w.out.size()));
   h.pod(detail::fnv1a(w.out));
   head += h.out;
-  detail::write_file_durably(path, head + w.out);
+  write_file_durably(path, head + w.out);
+}
+}  // namespace detail
+
+// A training run: the model, Adam's state, the init RNG and where the run stands.
+template <std::floating_point T>
+void save_checkpoint(const std::string& path, const basic_vlm<T>& model, const basic_adam<T>& adam,
+                     const rng& init, const run_state& run) {
+  auto w = detail::model_payload(model);
+  w.pod(std::uint8_t(1));  // training state follows
+  w.pod(adam.steps());
+  w.array(adam.first_moment());
+  w.array(adam.second_moment());
+  for (std::uint64_t s : init.state()) w.pod(s);
+  w.pod(run);
+  detail::write_checkpoint_file(path, w);
+}
+// The model alone (its config, class names and weights): load_model() gives it back.
+template <std::floating_point T>
+void save_model(const std::string& path, const basic_vlm<T>& model) {
+  auto w = detail::model_payload(model);
+  w.pod(std::uint8_t(0));  // no training state
+  detail::write_checkpoint_file(path, w);
 }
 
 // Reads and verifies a checkpoint from a seekable stream; `path` names it in errors.
@@ -201,8 +298,8 @@ inline checkpoint read_checkpoint(std::istream& f, const std::string& path) {
   std::memcpy(&version, head.data() + 8, 4);
   std::memcpy(&size, head.data() + 12, 8);
   std::memcpy(&sum, head.data() + 20, 8);
-  if (version != detail::checkpoint_version)
-    throw error(path + ": checkpoint version " + std::to_string(version) + ", this purevlm reads version " +
+  if (version != 1 && version != detail::checkpoint_version)
+    throw error(path + ": checkpoint version " + std::to_string(version) + ", this purevlm reads versions 1 and " +
                 std::to_string(detail::checkpoint_version));
   f.seekg(0, std::ios::end);
   const std::uint64_t file_size = std::uint64_t(f.tellg());
@@ -214,6 +311,7 @@ inline checkpoint read_checkpoint(std::istream& f, const std::string& path) {
                 std::to_string(28 + size));
   checkpoint c;
   c.path = path;
+  c.version = version;
   c.payload_offset = 28;
   c.payload.resize(size);
   f.seekg(28);
@@ -225,6 +323,9 @@ inline checkpoint read_checkpoint(std::istream& f, const std::string& path) {
   if (n == 0 || n > 1000) throw error(path + ": corrupt checkpoint: " + std::to_string(n) + " class names (1..1000)");
   // class names size the model (vocabulary, block): keep them to names, not megabytes
   for (std::uint64_t i = 0; i < n; ++i) c.class_names.push_back(r.str(64));
+  c.config = version == 1 ? vlm_config::named(c.preset) : detail::read_config(r, path);  // 1: presets only
+  c.config.preset = c.preset;
+  c.table_at = r.offset() - c.payload_offset;
   return c;
 }
 inline checkpoint read_checkpoint(const std::string& path) {
@@ -233,8 +334,9 @@ inline checkpoint read_checkpoint(const std::string& path) {
   return read_checkpoint(f, path);
 }
 
-// Applies a verified checkpoint to a model built from the same preset and classes; throws if its
-// architecture (the parameter table) differs. Adam's state and the run are restored when given.
+// Applies a verified checkpoint to a model built from the same config and classes; throws if its
+// architecture (the parameter table) differs. Adam's state and the run are restored when given
+// (a model-only file has none to give).
 template <std::floating_point T>
 void restore(const checkpoint& c, basic_vlm<T>& model, std::type_identity_t<basic_adam<T>>* adam = nullptr, run_state* run = nullptr,
              rng* init = nullptr) {
@@ -244,9 +346,8 @@ void restore(const checkpoint& c, basic_vlm<T>& model, std::type_identity_t<basi
                 model.config().preset + "')\nHINT: a preset's architecture can change between purevlm versions (the "
                 "'default' preset became a patch model in 0.2): retrain it with this version");
   };
-  (void)r.str();
-  for (auto n = r.pod<std::uint64_t>(); n > 0; --n) (void)r.str();
   if (c.class_names != model.vocab().class_names()) wrong("its class names differ from the model's");
+  r.skip(c.table_at);  // preset, class names and config: read by read_checkpoint
   if (const auto bytes = r.pod<std::uint32_t>(); bytes != sizeof(T))
     wrong("it stores " + std::to_string(bytes * 8) + "-bit values, the model uses " + std::to_string(sizeof(T) * 8));
   auto& ps = model.parameters();
@@ -262,17 +363,28 @@ void restore(const checkpoint& c, basic_vlm<T>& model, std::type_identity_t<basi
   }
   std::vector<T> values(ps.count());
   r.array_into(std::span<T>(values), "parameters");
-  const auto steps = r.pod<std::int64_t>();
-  std::vector<T> m(ps.count()), v(ps.count());
-  r.array_into(std::span<T>(m), "Adam first moment");
-  r.array_into(std::span<T>(v), "Adam second moment");
-  std::array<std::uint64_t, 4> state;
-  for (auto& s : state) s = r.pod<std::uint64_t>();
-  const std::size_t run_at = r.offset();
-  const auto saved_run = r.pod<run_state>();
+  auto corrupt = [&](const std::string& what) { throw error(c.path + ": corrupt checkpoint: " + what); };
+  const auto training = c.version == 1 ? std::uint8_t(1) : r.pod<std::uint8_t>();
+  if (training > 1) corrupt("training byte " + std::to_string(training) + " at offset " + std::to_string(r.offset() - 1));
+  std::int64_t steps = 0;
+  std::vector<T> m, v;
+  std::array<std::uint64_t, 4> state{1, 0, 0, 0};
+  std::size_t run_at = 0;
+  run_state saved_run{.batch = 1};
+  if (training) {
+    steps = r.pod<std::int64_t>();
+    m.resize(ps.count());
+    v.resize(ps.count());
+    r.array_into(std::span<T>(m), "Adam first moment");
+    r.array_into(std::span<T>(v), "Adam second moment");
+    for (auto& s : state) s = r.pod<std::uint64_t>();
+    run_at = r.offset();
+    saved_run = r.pod<run_state>();
+  } else if (adam || run) {
+    throw error(c.path + ": holds a model only (save_model), no training run to resume");
+  }
   if (!r.done()) throw error(c.path + ": corrupt checkpoint: unread bytes after the run state");
   // each field on its own: the checksum does not stop a crafted file
-  auto corrupt = [&](const std::string& what) { throw error(c.path + ": corrupt checkpoint: " + what); };
   auto first_bad = [](const std::vector<T>& a, bool non_negative) {
     for (std::size_t i = 0; i < a.size(); ++i)
       if (!std::isfinite(a[i]) || (non_negative && a[i] < T(0))) return i;
@@ -298,8 +410,17 @@ void restore(const checkpoint& c, basic_vlm<T>& model, std::type_identity_t<basi
     std::ranges::copy(v, adam->second_moment().begin());
     adam->set_steps(steps);
   }
-  if (init) init->set_state(state);
+  if (init && training) init->set_state(state);
   if (run) *run = saved_run;
+}
+
+// The model a file holds, built from its own config and class names: one call, any config.
+template <std::floating_point T = float>
+basic_vlm<T> load_model(const std::string& path) {
+  const checkpoint c = read_checkpoint(path);
+  basic_vlm<T> model(c.config, vocabulary(c.class_names));
+  restore(c, model);
+  return model;
 }
 
 }  // namespace purevlm

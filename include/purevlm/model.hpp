@@ -76,6 +76,12 @@ struct vlm_config {
     if (preset == "default") return standard();
     throw error("unknown preset '" + preset + "': choose seed or default");
   }
+  // Parameters a model of this config holds (gpt.vocab and block_size as fitted to its vocabulary).
+  std::size_t parameter_count() const {
+    if (vision == vision_mode::patches) return patches.parameter_count() + gpt.parameter_count();
+    const std::size_t F = tokenizer.features(), in = vision == vision_mode::chunked ? F / vision_positions : F;
+    return tokenizer.parameter_count() + 2 * gpt.n_embd * in + gpt.parameter_count();
+  }
   // Values in the image the model takes (prepared: pooled, normalised).
   std::size_t pixels() const { return vision == vision_mode::patches ? patches.side * patches.side : tokenizer.pixels; }
   void validate() const {

@@ -18,10 +18,8 @@ inline std::istringstream stream(const std::uint8_t* data, std::size_t size) {
 inline void require(bool ok) {
   if (!ok) __builtin_trap();
 }
-// The small model the checkpoint corpus was saved from (preset name "tiny"), so inputs stay a
-// few kilobytes; "seed" and "default" build the real presets, as mnist_vlm does.
-inline purevlm::vlm_config config_for(const std::string& preset) {
-  if (preset != "tiny") return purevlm::vlm_config::named(preset);
+// The small model the checkpoint corpus is saved from, so inputs stay a few kilobytes.
+inline purevlm::vlm_config tiny_config() {
   purevlm::vlm_config c;
   c.preset = "tiny";
   c.tokenizer = {.pixels = 16, .bae_rank = 2, .tensor_tokens = 2, .direct = {{2, 2}}};

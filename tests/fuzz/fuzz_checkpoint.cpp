@@ -13,7 +13,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::istringstream in(std::string(purevlm::detail::checkpoint_magic, 8) + h.out + payload);
   try {
     const purevlm::checkpoint c = purevlm::read_checkpoint(in, "fuzz.ckpt");
-    purevlm::vlm model(fuzz::config_for(c.preset), purevlm::vocabulary(c.class_names));
+    purevlm::vlm model(c.config, purevlm::vocabulary(c.class_names));  // as load_model() does
     purevlm::basic_adam<float> adam(model.parameter_count());
     purevlm::run_state run;
     purevlm::rng init;

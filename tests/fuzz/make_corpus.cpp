@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
   write(dir / "pgm" / "p5-16bit.pgm", "P5 2 1 65535\n" + std::string("\x12\x34\xff\xff", 4));
   write(dir / "vocabulary" / "digits", "zero\none\ntwo\nthree\nfour\nfive\nsix\nseven\neight\nnine");
   // a checkpoint of the small "tiny" model: the fuzzer is given its payload (after the header)
-  purevlm::vlm m(fuzz::config_for("tiny"), purevlm::vocabulary(purevlm::mnist_class_names()), 1);
+  purevlm::vlm m(fuzz::tiny_config(), purevlm::vocabulary(purevlm::mnist_class_names()), 1);
   purevlm::basic_adam<float> adam(m.parameter_count());
   const std::string tmp = (dir / "tiny.ckpt").string();
   purevlm::save_checkpoint(tmp, m, adam, m.init_rng(), {.step = 1, .total_steps = 2, .seed = 1, .batch = 1});
