@@ -17,6 +17,7 @@
 #include <map>
 #include <optional>
 #include <sstream>
+#include <thread>
 
 using namespace purevlm;
 namespace fs = std::filesystem;
@@ -36,7 +37,8 @@ struct options {
   std::optional<std::int64_t> steps, epochs;
   std::optional<std::size_t> batch;
   std::optional<double> lr;
-  std::size_t threads = 1, limit = 0, shift = 0, save_every = 2000;
+  // training is bit-identical whatever the thread count, so all cores by default
+  std::size_t threads = std::max(1u, std::thread::hardware_concurrency()), limit = 0, shift = 0, save_every = 2000;
   std::uint64_t seed = 42;
   bool json = false, constrained = false, help = false;
   std::vector<std::string> images;
@@ -53,7 +55,10 @@ const std::map<std::string, std::string> help_text = {
      "usage: mnist_vlm eval --load FILE [--data DIR] [--limit N] [--shift P] [--constrained] [--json]\n"
      "Evaluates a saved model on the test set: accuracy with a 95% interval, per class, confusion matrix.\n"
      "--shift P moves each test digit P pixels in one of 8 directions (fixed per image) first.\n"},
-    {"say", "usage: mnist_vlm say --load FILE IMAGE.pgm...\nWrites the word each picture shows (PGM P2/P5, any size).\n"},
+    {"say", "usage: mnist_vlm say --load FILE [--json] IMAGE.pgm...\n"
+            "Writes the word each picture shows (PGM P2/P5, or PNG with libpng; any size) with its probability,\n"
+            "and the runner-up "
+            "when it is close; --json: one object per picture with every class name's probability.\n"},
 };
 
 std::string general_help() {
@@ -280,7 +285,20 @@ void print_json(const std::map<std::string, std::string>& fields) {
   for (const auto& [k, v] : fields) s += (s.size() > 1 ? ", \"" : "\"") + k + "\": " + v;
   std::printf("%s}\n", s.c_str());
 }
-std::string json_string(const std::string& s) { return "\"" + s + "\""; }
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (c < 0x20) {
+      char u[8];
+      std::snprintf(u, sizeof u, "\\u%04x", c);
+      out += u;
+    } else {
+      out += char(c);
+    }
+  }
+  return out + "\"";
+}
 
 // ---- commands ----
 int train(const options& o) {
@@ -313,6 +331,9 @@ int train(const options& o) {
     model = vlm(cfg, vocabulary(class_names_for(dataset)), o.seed);
   }
   trainer tr(model, train_set, run.seed, o.threads);  // a resumed run keeps its own seed: same samples
+  if (tr.threads() < o.threads)
+    std::fprintf(stderr, "note: %zu threads for batches of %zu samples: %zu of them have work\n", o.threads,
+                 cfg.train.batch, tr.threads());
   if (resumed) {
     restore(*resumed, model, &tr.adam(), &run, &model.init_rng());
     tr.set_steps_done(run.step);
@@ -378,11 +399,37 @@ int eval(const options& o) {
 
 int say(const options& o) {
   const vlm model = load_model(o.load);
-  std::vector<float> x(model.config().pixels());
+  const auto& names = model.vocab().class_names();
   for (const auto& path : o.images) {
-    const auto digit = mnist_style(read_pgm(path));
-    prepare<float>(x, digit);
-    std::printf("%s\n", ascii_art(digit, path + " → \"" + model.generate(x) + "\"").c_str());
+    const auto digit = mnist_style(read_image(path));
+    const reading r = model.read(std::span<const std::uint8_t>(digit));
+    // the runner-up: the most probable class name other than the word written
+    std::size_t second = names.size();
+    for (std::size_t k = 0; k < names.size(); ++k)
+      if (names[k] != r.word && (second == names.size() || r.class_probabilities[k] > r.class_probabilities[second])) second = k;
+    const bool close = second < names.size() && r.class_probabilities[second] >= 0.25 * r.probability;
+    if (o.json) {
+      std::map<std::string, std::string> f = {{"image", json_string(path)}, {"word", json_string(r.word)},
+                                              {"probability", std::to_string(r.probability)}};
+      if (second < names.size()) {
+        f["runner_up"] = json_string(names[second]);
+        f["runner_up_probability"] = std::to_string(r.class_probabilities[second]);
+      }
+      std::string all = "{";
+      for (std::size_t k = 0; k < names.size(); ++k)
+        all += (k ? ", " : "") + json_string(names[k]) + ": " + std::to_string(r.class_probabilities[k]);
+      f["class_probabilities"] = all + "}";
+      print_json(f);
+      continue;
+    }
+    char caption[256];
+    std::snprintf(caption, sizeof caption, " (p = %.3f)", r.probability);
+    std::string said = path + " → \"" + r.word + "\"" + caption;
+    if (close) {
+      std::snprintf(caption, sizeof caption, ", or \"%s\" (p = %.3f)", names[second].c_str(), r.class_probabilities[second]);
+      said += caption;
+    }
+    std::printf("%s\n", ascii_art(digit, said).c_str());
   }
   return 0;
 }

@@ -15,7 +15,14 @@ execute_process(COMMAND ${CMAKE_COMMAND} --build "${WORK}/build" RESULT_VARIABLE
 if(rc)
   message(FATAL_ERROR "building the consumer failed")
 endif()
-execute_process(COMMAND "${WORK}/build/consumer" RESULT_VARIABLE rc)
+execute_process(COMMAND "${WORK}/build/consumer" "${WORK}/model.ckpt" RESULT_VARIABLE rc)
 if(rc)
   message(FATAL_ERROR "the consumer failed: ${rc}")
 endif()
+# read_digit, built against the installed package, loads that model and reads a picture
+execute_process(COMMAND "${WORK}/build/read_digit" "${WORK}/model.ckpt" "${SOURCE}/../data/digits/dkg-hand_7_0.pgm"
+                RESULT_VARIABLE rc OUTPUT_VARIABLE said)
+if(rc OR NOT said MATCHES "^[a-z]* \\(p = [0-9.]+\\)")
+  message(FATAL_ERROR "read_digit failed (${rc}): ${said}")
+endif()
+message(STATUS "read_digit: ${said}")

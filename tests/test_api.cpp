@@ -198,3 +198,17 @@ TEST_CASE("vlm_config::parameter_count() is what the model holds, for every kind
   vlm m(chunked, vocabulary(mnist_class_names()));
   CHECK(m.config().parameter_count() == m.parameter_count());
 }
+
+#if defined(PUREVLM_HAS_PNG)
+TEST_CASE("a picture as PNG (any colour type, 8 or 16 bit, alpha) gives the word it gives as PGM") {
+  const vlm& m = trained();
+  const std::string data = PUREVLM_TEST_DATA;
+  const reading want = m.read(read_image(data + "/digits/dkg-hand_7_0.pgm"));
+  for (const std::string name : {"gray8", "gray16", "gray_alpha", "gray16_alpha", "rgb", "rgba_transparent", "palette"}) {
+    CAPTURE(name);
+    const reading got = m.read(read_image(data + "/png/" + name + ".png"));
+    CHECK(got.word == want.word);
+    CHECK(got.probability == doctest::Approx(want.probability).epsilon(0.05));
+  }
+}
+#endif

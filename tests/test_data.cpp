@@ -254,3 +254,33 @@ TEST_CASE("PGM: values are rescaled to 0..255 by rounding; the magic must be fol
   std::istringstream glued("P52 1 255\n\x01\x02");
   CHECK(has(error_of([&] { (void)read_pgm(glued, "glued.pgm"); }), "no white space after the magic P5"));
 }
+
+TEST_CASE("read_image: PNG of every colour type and bit depth reads as the same picture as the PGM") {
+  const std::string dir = std::string(PUREVLM_TEST_DATA) + "/png/", pgm = std::string(PUREVLM_TEST_DATA) + "/digits/dkg-hand_7_0.pgm";
+  const gray_image want = read_image(pgm);  // a PGM goes through read_pgm
+  CHECK(want.pixels == read_pgm(pgm).pixels);
+  const auto want_digit = mnist_style(want);
+  for (const std::string name : {"gray8.png", "gray16.png", "gray_alpha.png", "gray16_alpha.png", "rgb.png", "rgba_transparent.png", "palette.png"}) {
+    CAPTURE(name);
+#if defined(PUREVLM_HAS_PNG)
+    const gray_image got = read_image(dir + name);
+    REQUIRE(got.width == want.width);
+    REQUIRE(got.height == want.height);
+    int worst = 0;  // 16-bit and alpha compositing round differently by a level or two
+    for (std::size_t i = 0; i < got.pixels.size(); ++i) worst = std::max(worst, std::abs(int(got.pixels[i]) - int(want.pixels[i])));
+    CHECK(worst <= 3);
+    int worst_digit = 0;
+    const auto digit = mnist_style(got);
+    for (std::size_t i = 0; i < digit.size(); ++i) worst_digit = std::max(worst_digit, std::abs(int(digit[i]) - int(want_digit[i])));
+    CHECK(worst_digit <= 3);
+#else
+    CHECK(has(error_of([&] { (void)read_image(dir + name); }), "built without libpng. HINT: convert it to PGM"));
+#endif
+  }
+#if defined(PUREVLM_HAS_PNG)
+  temp_dir d;  // a cut PNG is refused with the file's name
+  std::ifstream in(dir + "rgb.png", std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  CHECK(has(error_of([&] { (void)read_image(d.write("cut.png", bytes.substr(0, 60))); }), "cut.png"));
+#endif
+}

@@ -167,6 +167,7 @@ inline vlm_config read_config(byte_reader& r, const std::string& name) {
   const std::size_t F = c.tokenizer.features();
   if (c.vision != vision_mode::patches && (c.vision_positions == 0 || F % c.vision_positions != 0))
     corrupt("splits " + std::to_string(F) + " features into " + std::to_string(c.vision_positions) + " positions");
+  if (c.gpt.n_layer > 64) corrupt("asks for " + std::to_string(c.gpt.n_layer) + " layers (at most 64)");
   if (c.parameter_count() > (std::size_t(1) << 22))  // purevlm's models are small by design
     corrupt("asks for " + std::to_string(c.parameter_count()) + " parameters (at most 4,194,304)");
   return c;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "../tensor.hpp"
+#include "optional.hpp"
 
 #if defined(PUREVLM_HAS_ZLIB)
 #include <zlib.h>
@@ -29,7 +30,8 @@ struct idx_images {
   std::span<const std::uint8_t> image(std::size_t i) const { return {pixels.data() + i * rows * cols, rows * cols}; }
 };
 
-namespace detail {
+inline namespace PUREVLM_IO_NAMESPACE {  // with or without zlib: see optional.hpp
+namespace idx_detail {  // (not "detail": that name would be ambiguous beside purevlm::detail)
 
 // Bytes from a stream, inflated on the fly when they start with the gzip magic 1f 8b.
 class idx_source {
@@ -137,13 +139,13 @@ inline std::ifstream open_binary(const std::string& path) {
   return f;
 }
 
-}  // namespace detail
+}  // namespace idx_detail
 
 // Images: magic 2051. Dimensions past max_side, or a payload past max_bytes, are refused before
 // anything is allocated; within the limits, memory grows only as the payload arrives.
 inline idx_images read_idx_images(std::istream& in, const std::string& name, std::size_t max_side = 4096,
                                   std::size_t max_bytes = std::size_t(1) << 30) {
-  detail::idx_source src(in, name);
+  idx_detail::idx_source src(in, name);
   src.expect_magic(2051, "image");
   idx_images out;
   out.count = src.big_endian_u32("image count");
@@ -160,14 +162,14 @@ inline idx_images read_idx_images(std::istream& in, const std::string& name, std
   return out;
 }
 inline idx_images read_idx_images(const std::string& path) {
-  auto f = detail::open_binary(path);
+  auto f = idx_detail::open_binary(path);
   return read_idx_images(f, path);
 }
 
 // Labels: magic 2049.
 inline std::vector<std::uint8_t> read_idx_labels(std::istream& in, const std::string& name,
                                                  std::size_t max_count = std::size_t(1) << 30) {
-  detail::idx_source src(in, name);
+  idx_detail::idx_source src(in, name);
   src.expect_magic(2049, "label");
   const std::size_t count = src.big_endian_u32("label count");
   if (count > max_count) throw error(name + ": absurd label count " + std::to_string(count) + " at offset 4");
@@ -176,9 +178,11 @@ inline std::vector<std::uint8_t> read_idx_labels(std::istream& in, const std::st
   return labels;
 }
 inline std::vector<std::uint8_t> read_idx_labels(const std::string& path) {
-  auto f = detail::open_binary(path);
+  auto f = idx_detail::open_binary(path);
   return read_idx_labels(f, path);
 }
+
+}  // inline namespace PUREVLM_IO_NAMESPACE
 
 // A data set split: images with their labels, checked to agree.
 struct labeled_images {
@@ -186,6 +190,8 @@ struct labeled_images {
   std::vector<std::uint8_t> labels;
   std::size_t size() const { return labels.size(); }
 };
+
+inline namespace PUREVLM_IO_NAMESPACE {
 
 // Reads <dir>/<split>-images-idx3-ubyte[.gz] and <dir>/<split>-labels-idx1-ubyte[.gz]
 // (split: "train" or "t10k"), preferring the uncompressed files when both exist.
@@ -205,5 +211,6 @@ inline labeled_images read_idx_split(const std::string& dir, const std::string& 
                   " is not one of the " + std::to_string(classes) + " classes");
   return d;
 }
+}  // inline namespace PUREVLM_IO_NAMESPACE
 
 }  // namespace purevlm

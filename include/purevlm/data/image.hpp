@@ -9,6 +9,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -16,6 +17,11 @@
 #include <vector>
 
 #include "../tensor.hpp"
+#include "optional.hpp"
+
+#if defined(PUREVLM_HAS_PNG)
+#include <png.h>
+#endif
 
 namespace purevlm {
 
@@ -126,6 +132,55 @@ inline gray_image read_pgm(const std::string& path) {
   if (!f) throw error(path + ": cannot open for reading");
   return read_pgm(f, path);
 }
+
+inline namespace PUREVLM_IO_NAMESPACE {  // with or without libpng: see optional.hpp
+// A picture file: PGM (P2/P5) always; PNG — grey, RGB or palette, with or without alpha, 8 or 16
+// bits — when the program defines PUREVLM_HAS_PNG and links libpng (never a decoder of our own).
+// Colours become grey; transparent parts become white paper. At most max_pixels are decoded.
+inline gray_image read_image(const std::string& path, [[maybe_unused]] std::size_t max_pixels = std::size_t(1) << 25) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw error(path + ": cannot open for reading");
+  char sig[8] = {};
+  f.read(sig, 8);
+  if (f.gcount() < 8 || std::memcmp(sig, "\x89PNG\r\n\x1a\n", 8) != 0) {
+    f.clear();
+    f.seekg(0);
+    return read_pgm(f, path);
+  }
+#if defined(PUREVLM_HAS_PNG)
+  png_image png{};
+  png.version = PNG_IMAGE_VERSION;
+  if (!png_image_begin_read_from_file(&png, path.c_str())) throw error(path + ": unreadable PNG: " + png.message);
+  if (std::size_t(png.width) * png.height > max_pixels) {
+    const std::string size = std::to_string(png.width) + "x" + std::to_string(png.height);
+    png_image_free(&png);
+    throw error(path + ": PNG of " + size + " pixels, more than the " + std::to_string(max_pixels) + " read");
+  }
+  // libpng converts every colour type to grey (and alpha). 16-bit files come out as 16-bit
+  // values and alpha is left to us, so neither goes through libpng's linear-light conversions:
+  // the picture keeps the values its file holds, and transparent paper turns white, not black.
+  const bool wide = png.format & PNG_FORMAT_FLAG_LINEAR, alpha = png.format & PNG_FORMAT_FLAG_ALPHA;
+  png.format = wide ? (alpha ? PNG_FORMAT_LINEAR_Y_ALPHA : PNG_FORMAT_LINEAR_Y) : (alpha ? PNG_FORMAT_GA : PNG_FORMAT_GRAY);
+  const std::size_t n = std::size_t(png.width) * png.height, channels = alpha ? 2 : 1;
+  std::vector<std::uint16_t> wide_buf(wide ? n * channels : 0);
+  std::vector<std::uint8_t> byte_buf(wide ? 0 : n * channels);
+  void* buf = wide ? static_cast<void*>(wide_buf.data()) : static_cast<void*>(byte_buf.data());
+  if (!png_image_finish_read(&png, nullptr, buf, 0, nullptr)) throw error(path + ": corrupt PNG: " + png.message);
+  gray_image out{.width = png.width, .height = png.height, .pixels = std::vector<std::uint8_t>(n)};
+  const double top = wide ? 65535.0 : 255.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double v = wide ? wide_buf[i * channels] : byte_buf[i * channels];
+    const double a = alpha ? (wide ? wide_buf[i * 2 + 1] : byte_buf[i * 2 + 1]) / top : 1.0;
+    const double ink = wide ? v : v * a;  // 16-bit grey comes premultiplied by alpha, 8-bit does not
+    out.pixels[i] = std::uint8_t(std::lround((ink + top * (1 - a)) / top * 255.0));  // onto white paper
+  }
+  return out;
+#else
+  throw error(path + ": is a PNG, and this program was built without libpng. HINT: convert it to PGM "
+                     "(convert picture.png picture.pgm), or install libpng (Debian: libpng-dev) and rebuild");
+#endif
+}
+}  // inline namespace PUREVLM_IO_NAMESPACE
 
 // A picture of one digit → MNIST's 28x28 convention: light ink on black, the ink's bounding box
 // scaled (area-averaged) so its longer side is 20 pixels, placed so its centre of mass is at the

@@ -1,0 +1,13 @@
+// Compiled without PUREVLM_HAS_ZLIB: the same header, the same call.
+#include <sstream>
+
+#include <purevlm/data/idx.hpp>
+
+std::string labels_without_zlib(const std::string& bytes) {
+  std::istringstream in(bytes);
+  try {
+    return "read " + std::to_string(purevlm::read_idx_labels(in, "labels.gz").size()) + " labels";
+  } catch (const purevlm::error& e) {
+    return e.what();
+  }
+}
