@@ -4,6 +4,11 @@
 
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -33,6 +38,21 @@ inline basic_parameters<double> store(std::initializer_list<shaped> shapes, std:
   for (const auto& s : shapes) ps.add(s.name, s.rows, s.cols, 1.0, g);
   return ps;
 }
+
+// A fresh directory for one test's files, removed with everything in it at the end.
+struct temp_dir {
+  std::filesystem::path path = std::filesystem::temp_directory_path() /
+                               ("purevlm_test_" + std::to_string(::getpid()) + "_" + std::to_string(std::rand()));
+  temp_dir() { std::filesystem::create_directories(path); }
+  ~temp_dir() { std::filesystem::remove_all(path); }
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+  std::string at(const std::string& name) const { return (path / name).string(); }
+  std::string write(const std::string& name, const std::string& bytes) const {
+    std::ofstream(path / name, std::ios::binary) << bytes;
+    return at(name);
+  }
+};
 
 // The message of the purevlm::error that f throws, or "no error".
 template <class F>

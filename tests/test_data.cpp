@@ -13,6 +13,7 @@
 using namespace purevlm;
 using purevlm::test::error_of;
 using purevlm::test::has;
+using purevlm::test::temp_dir;
 namespace fs = std::filesystem;
 
 namespace {
@@ -25,15 +26,6 @@ std::string idx_images_bytes(std::uint32_t count, std::uint32_t rows, std::uint3
 std::string idx_labels_bytes(std::uint32_t count, std::size_t payload, char value = 3) {
   return be32(2049) + be32(count) + std::string(payload, value);
 }
-struct temp_dir {
-  fs::path path = fs::temp_directory_path() / ("purevlm_test_" + std::to_string(::getpid()) + "_" + std::to_string(rand()));
-  temp_dir() { fs::create_directories(path); }
-  ~temp_dir() { fs::remove_all(path); }
-  std::string write(const std::string& name, const std::string& bytes) const {
-    std::ofstream(path / name, std::ios::binary) << bytes;
-    return (path / name).string();
-  }
-};
 }  // namespace
 
 TEST_CASE("prepare() reproduces the fixture's x from its raw image (pool, scale, L2) to 1e-15") {

@@ -13,15 +13,10 @@
 using namespace purevlm;
 using purevlm::test::error_of;
 using purevlm::test::has;
+using purevlm::test::temp_dir;
 namespace fs = std::filesystem;
 
 namespace {
-struct temp_dir {
-  fs::path path = fs::temp_directory_path() / ("purevlm_rel_" + std::to_string(::getpid()));
-  temp_dir() { fs::create_directories(path); }
-  ~temp_dir() { fs::remove_all(path); }
-  std::string at(const std::string& name) const { return (path / name).string(); }
-};
 labeled_images tiny_data(std::size_t n, std::uint8_t label_max = 9) {
   labeled_images d;
   d.images.count = n; d.images.rows = 28; d.images.cols = 28;
