@@ -9,8 +9,9 @@ figure and the ratio; the default preset at batch 32 on 1 and 2 threads against
 bench/reference/patch_torch.py (batched conv2d, oneDNN), each PyTorch configuration in its own
 process with OPENBLAS_NUM_THREADS set to its thread count; the patch tokenizer's GFLOP/s against
 this core's FP32 peak measured in the same run (fma_peak); 2-thread scaling; the tensor/dot cost
-ratio of every attention size; inference µs per image; peak memory of mnist_vlm train on full
-MNIST when the data is there. PyTorch comes from Debian's python3-torch; without an optimised
+ratio of every attention size, and each against PyTorch's matmul attention
+(bench/reference/attention_torch.py) with GFLOP/s and the share of the measured peak; inference
+µs per image; peak memory of mnist_vlm train on full MNIST when the data is there. PyTorch comes from Debian's python3-torch; without an optimised
 BLAS (libopenblas0-pthread) its figures are flagged, since the reference BLAS is ~20x slower.
 """
 import argparse
@@ -135,6 +136,32 @@ def main():
             gf = att.get(f"attention_tensor_forward_backward/T:{T}/D:{D}", {}).get("GFLOP/s", float("nan"))
             print(f"  T={T:<5} D={D:<3} {r:5.2f}x   (tensor alone: {gf:.1f} GFLOP/s)")
     print(f"worst: {worst:.2f}x")
+
+    # The same sizes against PyTorch's matmul attention (full T x T block, causal mask), 1 thread.
+    if not a.skip_torch:
+        p = subprocess.run([py, os.path.join(root, "bench", "reference", "attention_torch.py"), str(a.torch_seconds / 4)],
+                           text=True, capture_output=True, env=dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1"))
+        pt = {}
+        for line in p.stdout.splitlines():
+            if line.startswith("{"):
+                r = json.loads(line)
+                pt[(r["T"], r["D"], r["score"])] = r["ms"]
+        if pt:
+            print("\nattention forward+backward, 1 thread, H = 4: purevlm (causal half) against PyTorch matmul attention "
+                  "(full block, masked); ms, medians; GFLOP/s over the causal half; % of the measured one-core peak")
+            print(f"{'T':>5} {'D':>3} {'score':>7} {'purevlm ms':>11} {'GFLOP/s':>8} {'% peak':>7} {'pytorch ms':>11} {'speed-up':>9}")
+            for T in (36, 128, 512, 1024):
+                for D in (8, 64):
+                    for score in ("dot", "tensor"):
+                        b = att.get(f"attention_{score}_forward_backward/T:{T}/D:{D}")
+                        if not b or (T, D, score) not in pt:
+                            continue
+                        ms = b["real_time"] * {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}[b.get("time_unit", "ns")]
+                        gf = b.get("GFLOP/s", float("nan"))
+                        print(f"{T:>5} {D:>3} {score:>7} {ms:>11.3f} {gf:>8.1f} {100 * gf / peak if peak else float('nan'):>6.0f}% "
+                              f"{pt[(T, D, score)]:>11.3f} {pt[(T, D, score)] / ms:>8.2f}x")
+        else:
+            print("PyTorch attention reference: " + (p.stdout.strip() or p.stderr.strip()))
 
     for name, b in model.items():
         if name.startswith("inference"):
