@@ -19,14 +19,14 @@ TEST_CASE("matmul: hand-computed and gradients") {
   CHECK(y == std::vector<double>{1, 3, 4, 3, 7, 8});
   // the blocked path (N ≥ 4, row and column remainders) against the definition, forward and backward
   rng g(2);
-  for (std::size_t N : {4, 5, 9})
-    for (std::size_t O : {3, 8, 17}) {
+  for (std::size_t N : {4, 5, 9, 13})  // tiles of 8 rows, then 4, then 1
+    for (std::size_t O : {3, 8, 17, 40}) {  // two wide vectors, one, 8 lanes, single columns
       const std::size_t I = 7;
       std::vector<float> in(N * I), wt(O * I), out(N * O), dout(N * O), din(N * I), dw(O * I),
-          sc(matmul_scratch_size(N, I, O));
+          sc(matmul_scratch_size(I, O));
       for (auto* v : {&in, &wt, &dout}) for (float& e : *v) e = float(g.normal());
       matmul_forward<float>(out, in, wt, N, I, O, sc);
-      matmul_backward<float>(din, dw, dout, in, wt, N, I, O, sc);
+      matmul_backward<float>(din, dw, dout, in, wt, N, I, O);
       for (std::size_t n = 0; n < N; ++n)
         for (std::size_t o = 0; o < O; ++o) {
           double want = 0;

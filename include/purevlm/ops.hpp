@@ -133,55 +133,78 @@ struct wide_simd {
 #endif
 };
 
-// Rows n..n+3 of C, columns [m, m + J·lanes of V): the 4×J vectors of C stay in registers while
-// k runs, so each vector of B is loaded once for four FMAs and each a[k] once for J.
-template <class V, int J, std::floating_point T>
-inline void gemm_block(T* C, const T* A, const T* B, std::size_t K, std::size_t M, std::size_t m) {
+// A matrix in memory: element (i, j) at data[i·row + j·col]. gemm reads A through one of these, so
+// that a product with a transposed matrix (dWᵀ, Pᵀ in attention) needs no copy.
+template <class T>
+struct strided {
+  T* data;
+  std::size_t row, col = 1;
+};
+template <class T>
+strided<T> transposed(strided<T> a) { return {a.data, a.col, a.row}; }
+
+// An R×J tile of C (rows ldc apart) — R rows, J vectors V of columns — kept in registers while k
+// runs: each vector of B is loaded once for R multiply-adds and each A(r, k) once for J.
+template <class V, int R, int J, std::floating_point T>
+inline void gemm_tile(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_t ldb, std::size_t K) {
   constexpr std::size_t L = sizeof(V) / sizeof(T);
-  const T* a[4] = {A, A + K, A + 2 * K, A + 3 * K};
-  V s[4][J], b[J];  // memcpy: unaligned loads and stores, no aliasing questions
-#pragma GCC unroll 4
-  for (int r = 0; r < 4; ++r)
+  V s[R][J], b[J];  // memcpy: unaligned loads and stores, no aliasing questions
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
 #pragma GCC unroll 2
-    for (int j = 0; j < J; ++j) std::memcpy(&s[r][j], C + r * M + m + j * L, sizeof(V));
+    for (int j = 0; j < J; ++j) std::memcpy(&s[r][j], C + r * ldc + j * L, sizeof(V));
   for (std::size_t k = 0; k < K; ++k) {
 #pragma GCC unroll 2
-    for (int j = 0; j < J; ++j) std::memcpy(&b[j], B + k * M + m + j * L, sizeof(V));
-#pragma GCC unroll 4
-    for (int r = 0; r < 4; ++r)
+    for (int j = 0; j < J; ++j) std::memcpy(&b[j], B + k * ldb + j * L, sizeof(V));
+    const T* a = A.data + k * A.col;
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
 #pragma GCC unroll 2
-      for (int j = 0; j < J; ++j) s[r][j] += a[r][k] * b[j];
+      for (int j = 0; j < J; ++j) s[r][j] += a[r * A.row] * b[j];
   }
-#pragma GCC unroll 4
-  for (int r = 0; r < 4; ++r)
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
 #pragma GCC unroll 2
-    for (int j = 0; j < J; ++j) std::memcpy(C + r * M + m + j * L, &s[r][j], sizeof(V));
+    for (int j = 0; j < J; ++j) std::memcpy(C + r * ldc + j * L, &s[r][j], sizeof(V));
 }
 
-// C[N,M] += A[N,K] · B[K,M], row-major. Four rows of C at a time, in column blocks of two wide
-// vectors, then one, then one 32-byte vector, then plain loops for the last columns and rows.
-// Every matmul, forward and backward, runs through here; each C element sums over k in order.
-template <std::floating_point T>
-void gemm_accumulate(T* C, const T* A, const T* B, std::size_t N, std::size_t K, std::size_t M) {
+// R rows of C, across: tiles of two widest vectors, then one, then one 32-byte vector, then
+// single columns (a "vector" of one T: the same code, scalar).
+template <int R, std::floating_point T>
+void gemm_rows(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_t ldb, std::size_t K, std::size_t M) {
   using W = typename wide_simd<T>::type;
   using V = typename simd<T>::type;
   constexpr std::size_t LW = sizeof(W) / sizeof(T), LV = sizeof(V) / sizeof(T);
+  std::size_t m = 0;
+  for (; m + 2 * LW <= M; m += 2 * LW) gemm_tile<W, R, 2>(C + m, ldc, A, B + m, ldb, K);
+  for (; m + LW <= M; m += LW) gemm_tile<W, R, 1>(C + m, ldc, A, B + m, ldb, K);
+  for (; m + LV <= M; m += LV) gemm_tile<V, R, 1>(C + m, ldc, A, B + m, ldb, K);
+  for (; m < M; ++m) gemm_tile<T, R, 1>(C + m, ldc, A, B + m, ldb, K);
+}
+
+// C[N,M] += A[N,K] · B[K,M], C's rows ldc apart and B's ldb apart (columns contiguous), A any
+// strided matrix. Tiles of 8 rows where there are 32 vector registers (AVX-512: 16 accumulators,
+// enough independent multiply-adds to fill both FMA pipes), else 4; then 4, then 1 for the last.
+// Every matmul, forward and backward, and every product in attention runs through here; each C
+// element sums over k in order, whatever tile computes it.
+template <std::floating_point T>
+void gemm(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_t ldb, std::size_t N, std::size_t K,
+          std::size_t M) {
+#if defined(__AVX512F__)
+  constexpr int R = 8;
+#else
+  constexpr int R = 4;
+#endif
+  auto rows = [&](std::size_t n) { return strided<const T>{A.data + n * A.row, A.row, A.col}; };
   std::size_t n = 0;
-  for (; n + 4 <= N; n += 4) {
-    const T *a0 = A + n * K, *a1 = a0 + K, *a2 = a1 + K, *a3 = a2 + K;
-    T *c0 = C + n * M, *c1 = c0 + M, *c2 = c1 + M, *c3 = c2 + M;
-    std::size_t m = 0;
-    for (; m + 2 * LW <= M; m += 2 * LW) gemm_block<W, 2>(c0, a0, B, K, M, m);
-    for (; m + LW <= M; m += LW) gemm_block<W, 1>(c0, a0, B, K, M, m);
-    for (; m + LV <= M; m += LV) gemm_block<V, 1>(c0, a0, B, K, M, m);
-    for (; m < M; ++m)
-      for (std::size_t k = 0; k < K; ++k) {
-        const T b = B[k * M + m];
-        c0[m] += a0[k] * b; c1[m] += a1[k] * b; c2[m] += a2[k] * b; c3[m] += a3[k] * b;
-      }
-  }
-  for (; n < N; ++n)
-    for (std::size_t k = 0; k < K; ++k) axpy(C + n * M, A[n * K + k], B + k * M, M);
+  for (; n + R <= N; n += R) gemm_rows<R>(C + n * ldc, ldc, rows(n), B, ldb, K, M);
+  for (; n + 4 <= N; n += 4) gemm_rows<4>(C + n * ldc, ldc, rows(n), B, ldb, K, M);
+  for (; n < N; ++n) gemm_rows<1>(C + n * ldc, ldc, rows(n), B, ldb, K, M);
+}
+// C[N,M] += A[N,K] · B[K,M], all three row-major and dense
+template <std::floating_point T>
+void gemm_accumulate(T* C, const T* A, const T* B, std::size_t N, std::size_t K, std::size_t M) {
+  gemm(C, M, strided<const T>{A, K}, B, M, N, K, M);
 }
 
 // The lane sums of eight float vectors as one vector: r[j] = Σ lanes of v[j], each added in
@@ -279,9 +302,9 @@ void transpose(T* dst, const T* src, std::size_t R, std::size_t C) { transpose(d
 }  // namespace detail
 
 // ---- matmul: out[N,O] = in[N,I] · weight[O,I]ᵀ (weights act as W·x, rows are outputs) ----
-// scratch: O·max(I, N) values. With several rows the weight is transposed into it once and the
-// product runs through the blocked gemm; a single row (the tokenizer's image) is O dot products.
-inline std::size_t matmul_scratch_size(std::size_t N, std::size_t I, std::size_t O) { return O * (I > N ? I : N); }
+// scratch: O·I values. With several rows the weight is transposed into it once and the product
+// runs through the blocked gemm; a single row (the tokenizer's image) is O dot products.
+inline std::size_t matmul_scratch_size(std::size_t I, std::size_t O) { return O * I; }
 
 template <std::floating_point T>
 void matmul_forward(std::span<T> out, std::span<const T> in, std::span<const T> weight,
@@ -299,12 +322,10 @@ void matmul_forward(std::span<T> out, std::span<const T> in, std::span<const T> 
 template <std::floating_point T>
 void matmul_backward(std::span<T> din, std::span<T> dweight, std::span<const T> dout,
                      std::span<const T> in, std::span<const T> weight,
-                     std::size_t N, std::size_t I, std::size_t O, std::span<T> scratch) {
+                     std::size_t N, std::size_t I, std::size_t O) {
   if (!din.empty()) detail::gemm_accumulate(din.data(), dout.data(), weight.data(), N, O, I);
-  if (!dweight.empty()) {
-    detail::transpose(scratch.data(), dout.data(), N, O);  // doutᵀ [O, N]
-    detail::gemm_accumulate(dweight.data(), scratch.data(), in.data(), O, N, I);
-  }
+  if (!dweight.empty())  // doutᵀ read in place, as a transposed view
+    detail::gemm(dweight.data(), I, detail::transposed(detail::strided<const T>{dout.data(), O}), in.data(), I, O, N, I);
 }
 
 // ---- elementwise: add, Hadamard product, scale, ReLU, clamp ----

@@ -209,10 +209,9 @@ var matmul(basic_tape<T>& t, var x, var w) {
   var y = t.make(N, O, {x, w}, [](basic_tape<T>& t, const auto& n) {
     var x = t.input_of(n, 0), w = t.input_of(n, 1);
     const std::size_t I = t.cols(x);
-    matmul_backward<T>(t.grad_if_needed(x), t.grad_if_needed(w), t.grad(n), t.value(x), t.value(w), n.rows, I, n.cols,
-                       t.saved(n, matmul_scratch_size(n.rows, I, n.cols)));
+    matmul_backward<T>(t.grad_if_needed(x), t.grad_if_needed(w), t.grad(n), t.value(x), t.value(w), n.rows, I, n.cols);
   });
-  auto scratch = t.save(y, matmul_scratch_size(N, I, O));
+  auto scratch = t.save(y, matmul_scratch_size(I, O));
   matmul_forward<T>(t.value(y), t.value(x), t.value(w), N, I, O, scratch);
   return y;
 }
