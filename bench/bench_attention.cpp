@@ -27,7 +27,7 @@ struct buffers {
     scratch.resize(attention_scratch_size(T, D, score.factors));
   }
   void forward() { attention_forward<float>(out, saved, scratch, q, k, v, T, T, C, H, score); }
-  void backward() { attention_backward<float>(dq, dk, dv, scratch, dout, saved, q, k, v, T, T, C, H, score); }
+  void backward() { attention_backward<float>(dq, dk, dv, scratch, dout, saved, q, k, v, out, T, T, C, H, score); }
   // multiply-adds of the causal scores and the weighted sum of values, 2 FLOPs each
   double forward_flops() const { return double(H) * double(T) * double(T + 1) / 2 * 4 * double(D); }
 };

@@ -37,7 +37,7 @@ TEST_CASE("float attention kernels match the double ones: remainders, one query 
             dt(dout.begin(), dout.end()), out(z.Tq * C), dq(z.Tq * C), dk(z.Tk * C), dv(z.Tk * C),
             saved(attention_saved_size(z.Tq, H)), scratch(attention_scratch_size(z.Tk, z.D, m));
         attention_forward<T>(out, saved, scratch, qt, kt, vt, z.Tq, z.Tk, C, H, score);
-        attention_backward<T>(dq, dk, dv, scratch, dt, saved, qt, kt, vt, z.Tq, z.Tk, C, H, score);
+        attention_backward<T>(dq, dk, dv, scratch, dt, saved, qt, kt, vt, out, z.Tq, z.Tk, C, H, score);
         std::vector<double> all(out.begin(), out.end());
         for (auto* x : {&dq, &dk, &dv}) all.insert(all.end(), x->begin(), x->end());
         return all;

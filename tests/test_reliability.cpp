@@ -168,7 +168,7 @@ TEST_CASE("every backward kernel adds to the gradient that is there") {
       std::vector<double> out(Tq * C), saved(attention_saved_size(Tq, H)), scratch(attention_scratch_size(Tk, D, sc.factors));
       attention_forward<double>(out, saved, scratch, q, k, v, Tq, Tk, C, H, sc);
       check_adds("attention", {Tq * C, Tk * C, Tk * C}, [&](auto& gr) {
-        attention_backward<double>(gr[0], gr[1], gr[2], scratch, dout, saved, q, k, v, Tq, Tk, C, H, sc);
+        attention_backward<double>(gr[0], gr[1], gr[2], scratch, dout, saved, q, k, v, out, Tq, Tk, C, H, sc);
       });
     }
   }

@@ -23,28 +23,88 @@ struct attention_score {
   static attention_score tensor(std::size_t D, std::size_t m = 2) { return {m, 1.0 / double(D)}; }
 };
 
-namespace detail {
-// The row stride of a transposed head: Tk rounded up to whole vectors, plus one vector so that
-// rows are never a multiple of 4 KiB apart (at Tk = 1024 they all fell in one cache set).
-inline std::size_t padded_keys(std::size_t Tk) { return (Tk + 7) / 8 * 8 + 8; }
-}  // namespace detail
-
-// What the forward saves for the backward: only each row's softmax max and 1/sum, stats[H, Tq, 2].
-// The backward recomputes the scores from q and k (as FlashAttention does): the same multiply-adds
-// again, instead of writing and reading back m + 1 arrays of [H, Tq, Tk] — the memory traffic
-// that made the tensor score (m = 2 partial scores to keep) cost more than the dot score.
-inline std::size_t attention_saved_size(std::size_t Tq, std::size_t H) { return 2 * H * Tq; }
-// Scratch per call: K, V, dK and dV of one head transposed to [D, Tp] (so that every inner loop
-// runs over key positions t, contiguous and vectorizable whatever D is), plus 2 + 2m rows of Tp;
-// Tp = detail::padded_keys(Tk), its padding columns zeros.
-inline std::size_t attention_scratch_size(std::size_t Tk, std::size_t D, std::size_t m) {
-  return (4 * D + 2 + 2 * m) * detail::padded_keys(Tk);
+// ---- the plain kernels: the formulas as written, one query and one key at a time ----
+// The tests' oracle for the fast kernels below, and the text to read first. Per head, query i
+// sees keys t < n_i = Tk − Tq + i + 1:
+//   s_f(t) = q_f · k_f(t),  score(t) = scale · Π_f s_f(t),  a = softmax(score),  out_i = Σ_t a_t v_t
+// and backward (docs/attention.md derives it):
+//   da_t = dout_i · v_t,  dv_t += a_t dout_i,  dscore_t = a_t (da_t − Σ_u a_u da_u)
+//   g_f(t) = dscore_t · scale · Π_{o≠f} s_o(t),  dq_f += Σ_t g_f(t) k_f(t),  dk_f(t) += g_f(t) q_f
+template <std::floating_point T>
+void attention_plain(std::span<T> out, std::span<T> dq, std::span<T> dk, std::span<T> dv, std::span<const T> dout,
+                     std::span<const T> q, std::span<const T> k, std::span<const T> v, std::size_t Tq,
+                     std::size_t Tk, std::size_t C, std::size_t H, attention_score score) {
+  const std::size_t D = C / H, m = score.factors, Dm = D / m;
+  const bool backward = !dout.empty();  // else forward only: out = attention(q, k, v)
+  std::vector<T> s(m * Tk), a(Tk), da(Tk);
+  for (std::size_t h = 0; h < H; ++h)
+    for (std::size_t i = 0; i < Tq; ++i) {
+      const std::size_t n = Tk - Tq + i + 1;
+      const T* qi = &q[i * C + h * D];
+      auto key = [&](std::size_t t) { return &k[t * C + h * D]; };
+      auto value = [&](std::size_t t) { return &v[t * C + h * D]; };
+      T mx = -INFINITY, sum = 0;
+      for (std::size_t t = 0; t < n; ++t) {
+        a[t] = T(score.scale);
+        for (std::size_t f = 0; f < m; ++f) {
+          T sf = 0;
+          for (std::size_t d = f * Dm; d < (f + 1) * Dm; ++d) sf += qi[d] * key(t)[d];
+          s[f * Tk + t] = sf;
+          a[t] *= sf;
+        }
+        mx = std::max(mx, a[t]);
+      }
+      for (std::size_t t = 0; t < n; ++t) sum += (a[t] = std::exp(a[t] - mx));
+      for (std::size_t t = 0; t < n; ++t) a[t] /= sum;
+      if (!backward) {
+        for (std::size_t d = 0; d < D; ++d) {
+          T o = 0;
+          for (std::size_t t = 0; t < n; ++t) o += a[t] * value(t)[d];
+          out[i * C + h * D + d] = o;
+        }
+        continue;
+      }
+      const T* doi = &dout[i * C + h * D];
+      T dot_a_da = 0;
+      for (std::size_t t = 0; t < n; ++t) {
+        da[t] = 0;
+        for (std::size_t d = 0; d < D; ++d) da[t] += doi[d] * value(t)[d];
+        for (std::size_t d = 0; d < D; ++d) dv[t * C + h * D + d] += a[t] * doi[d];
+        dot_a_da += a[t] * da[t];
+      }
+      for (std::size_t t = 0; t < n; ++t) {
+        const T dscore = a[t] * (da[t] - dot_a_da);
+        for (std::size_t f = 0; f < m; ++f) {
+          T g = dscore * T(score.scale);
+          for (std::size_t o = 0; o < m; ++o)
+            if (o != f) g *= s[o * Tk + t];
+          for (std::size_t d = f * Dm; d < (f + 1) * Dm; ++d) {
+            dq[i * C + h * D + d] += g * key(t)[d];
+            dk[t * C + h * D + d] += g * qi[d];
+          }
+        }
+      }
+    }
 }
 
+// ---- the fast kernels: the same sums, as blocks of matrix products ----
+// Every multiply-add above is a product of matrices once queries and keys are taken in blocks:
+// the scores of rows i.. against keys t.. are Q·Kᵀ (per factor: Q_f·K_fᵀ), the outputs P·V, and
+// the backward's da = dO·Vᵀ, dV += Pᵀ·dO, dQ_f += G_f·K_f, dK_f += G_fᵀ·Q_f. Each runs through
+// detail::gemm (register-tiled, near the FMA peak); what remains between them is elementwise
+// (products of the factors, the softmax) on tiles small enough to stay in the L1/L2 caches.
+//
+// Forward: 8 query rows at a time against all the keys they may see (the row's scores kept whole,
+// so the softmax needs no rescaling); it saves each row's max and 1/Σ, two numbers.
+// Backward (FlashAttention-2's order): key blocks outside, query blocks inside, 64 × 64 tiles;
+// the weights are rebuilt from the saved statistics, and Σ_u a_u da_u = dout_i · out_i, so no
+// tile needs a whole row. Tiles entirely in the causal future are skipped.
 namespace detail {
-// Row loops run over w = n rounded up to a multiple of 8 (within Tk): whole vectors and no
-// scalar tail. The extra keys get attention weight exactly 0, so they change no value or gradient.
-inline std::size_t work_width(std::size_t n, std::size_t Tk) { return std::min(Tk, (n + 7) / 8 * 8); }
+inline constexpr std::size_t attention_rows = 8;   // forward: query rows per block
+inline constexpr std::size_t attention_tile = 64;  // backward: queries × keys per tile
+// The row stride of a transposed head: Tk rounded up to whole vectors, plus one vector so that
+// rows are never a multiple of 4 KiB apart (at Tk = 1024 they all fell in one cache set).
+inline std::size_t padded_keys(std::size_t Tk) { return (Tk + 15) / 16 * 16 + 16; }
 // dst[d, t] = src[t, d] for one head, [Tk, C] → [D, Tp], padding columns zeroed
 template <std::floating_point T>
 void head_transpose(T* dst, const T* src, std::size_t Tk, std::size_t C, std::size_t D) {
@@ -52,167 +112,168 @@ void head_transpose(T* dst, const T* src, std::size_t Tk, std::size_t C, std::si
   transpose(dst, src, Tk, D, C, Tp);
   for (std::size_t d = 0; d < D; ++d) std::fill(dst + d * Tp + Tk, dst + (d + 1) * Tp, T(0));
 }
-// Scores of query q[D] against keys kT[D, Tp] at positions [0, w): a[t] = scale · Π_f part_f[t]
-// with part_f[t] = q_f · k_f[t], stored at part[f·Tp + t] unless part is null. a and part are
-// rows of Tp (whole vectors: stores may run past w). Blocks of c vectors of positions are
-// accumulated in registers across d: each q[d] is broadcast once per block, and c independent
-// chains of multiply-adds keep the FMA units busy. M > 0 fixes the number of factors at compile
-// time, unrolled so that p and prod stay in registers; M = 0 takes m at run time.
-template <std::size_t c, std::size_t M, std::floating_point T>
-void product_scores_block(T* a, T* part, const T* q, const T* kT, std::size_t Tp, std::size_t t, std::size_t D,
-                          std::size_t m_, T scale) {
-  using V = typename simd<T>::type;
-  constexpr std::size_t L = sizeof(V) / sizeof(T);
-  const std::size_t m = M ? M : m_, Dm = D / m;
-  V prod[c], p[c], k;
-  for (std::size_t j = 0; j < c; ++j) prod[j] = V{} + scale;
-  auto factor = [&](std::size_t f) {
-    for (std::size_t j = 0; j < c; ++j) p[j] = V{};
-    for (std::size_t d = f * Dm; d < (f + 1) * Dm; ++d)
-      for (std::size_t j = 0; j < c; ++j) {
-        std::memcpy(&k, kT + d * Tp + t + j * L, sizeof k);
-        p[j] += q[d] * k;
-      }
-    for (std::size_t j = 0; j < c; ++j) prod[j] *= p[j];
-    if (part)
-      for (std::size_t j = 0; j < c; ++j) std::memcpy(part + f * Tp + t + j * L, &p[j], sizeof(V));
-  };
-  if constexpr (M > 0) [&]<std::size_t... F>(std::index_sequence<F...>) { (factor(F), ...); }(std::make_index_sequence<M>{});
-  else for (std::size_t f = 0; f < m; ++f) factor(f);
-  for (std::size_t j = 0; j < c; ++j) std::memcpy(a + t + j * L, &prod[j], sizeof(V));
-}
-template <std::size_t M, std::floating_point T>
-void product_scores_m(T* a, T* part, const T* q, const T* kT, std::size_t Tp, std::size_t w, std::size_t D,
-                      std::size_t m, T scale) {
-  constexpr std::size_t L = sizeof(typename simd<T>::type) / sizeof(T);
-  std::size_t t = 0;
-  for (; t + 4 * L <= w; t += 4 * L) product_scores_block<4, M>(a, part, q, kT, Tp, t, D, m, scale);
-  for (; t < w; t += L) product_scores_block<1, M>(a, part, q, kT, Tp, t, D, m, scale);
-}
+// S[r, w] (rows ld apart) = Π_f Q_f · K_fᵀ (the scores before the scale) for r query rows (q, rows
+// C apart) against the w keys of kT [D, Tp]. With part, each factor's product s_f is kept there
+// (block f at part + f·part_stride, rows ld apart); without, factors after the first go through tmp.
 template <std::floating_point T>
-void product_scores(T* a, T* part, const T* q, const T* kT, std::size_t Tp, std::size_t w, std::size_t D,
-                    std::size_t m, T scale) {
-  if (m == 1) product_scores_m<1>(a, part, q, kT, Tp, w, D, m, scale);
-  else if (m == 2) product_scores_m<2>(a, part, q, kT, Tp, w, D, m, scale);
-  else product_scores_m<0>(a, part, q, kT, Tp, w, D, m, scale);
+void block_scores(T* S, T* part, std::size_t ld, std::size_t part_stride, const T* q, std::size_t C, const T* kT,
+                  std::size_t Tp, std::size_t r, std::size_t w, std::size_t D, std::size_t m, T* tmp) {
+  const std::size_t Dm = D / m;
+  for (std::size_t f = 0; f < m; ++f) {
+    T* sf = part ? part + f * part_stride : f == 0 ? S : tmp;
+    gemm(sf, ld, strided<const T>{q + f * Dm, C}, kT + f * Dm * Tp, Tp, r, Dm, w, gemm_to::set);  // s_f = Q_f K_fᵀ
+    if (f > 0 || sf != S)
+      for (std::size_t i = 0; i < r; ++i) {
+        T* x = S + i * ld;
+        const T* y = sf + i * ld;
+        if (f == 0) std::copy(y, y + w, x);
+        else for (std::size_t t = 0; t < w; ++t) x[t] *= y[t];
+      }
+  }
 }
-// a[0, w) ← softmax weights from a[t] = e^(score_t − max) for t < n: times inv = 1/Σ, and 0 from
-// n on (the future: zero weight, so its gradients vanish too).
+// a[0, w) ← softmax weights from a[t] = e^(score_t − max): times inv = 1/Σ for t < n, and 0 from
+// n on (the causal future: zero weight, so its gradients vanish too).
 template <std::floating_point T>
 void normalise(T* a, std::size_t n, std::size_t w, T inv) {
   for (std::size_t t = 0; t < n; ++t) a[t] *= inv;
   std::fill(a + n, a + w, T(0));
 }
-// out[0, c·L) += Σ_{t<n} a[t] · v[t·stride + (0, c·L)] for c vectors of L columns, kept in
-// registers while t runs.
-template <std::size_t c, std::floating_point T>
-void weighted_rows_block(T* out, const T* a, const T* v, std::size_t n, std::size_t stride) {
-  using V = typename simd<T>::type;
-  constexpr std::size_t L = sizeof(V) / sizeof(T);
-  V acc[c] = {}, x;
-  for (std::size_t t = 0; t < n; ++t)
-    for (std::size_t j = 0; j < c; ++j) {
-      std::memcpy(&x, v + t * stride + j * L, sizeof x);
-      acc[j] += a[t] * x;
-    }
-  for (std::size_t j = 0; j < c; ++j) {
-    std::memcpy(&x, out + j * L, sizeof x);
-    x += acc[j];
-    std::memcpy(out + j * L, &x, sizeof x);
-  }
-}
-// out[0, D) += Σ_{t<n} a[t] · v[t·stride + (0, D)]: the weighted sum of value rows.
-template <std::floating_point T>
-void weighted_rows(T* out, const T* a, const T* v, std::size_t n, std::size_t stride, std::size_t D) {
-  constexpr std::size_t L = sizeof(typename simd<T>::type) / sizeof(T);
-  std::size_t d = 0;
-  for (; d + 4 * L <= D; d += 4 * L) weighted_rows_block<4>(out + d, a, v + d, n, stride);
-  for (; d + L <= D; d += L) weighted_rows_block<1>(out + d, a, v + d, n, stride);
-  for (; d < D; ++d)
-    for (std::size_t t = 0; t < n; ++t) out[d] += a[t] * v[t * stride + d];
-}
 }  // namespace detail
+
+// What the forward saves for the backward: each row's softmax max and 1/sum, stats[H, Tq, 2].
+inline std::size_t attention_saved_size(std::size_t Tq, std::size_t H) { return 2 * H * Tq; }
+// Scratch per call: K and V of one head transposed to [D, Tp] (Tp = detail::padded_keys(Tk)),
+// and the larger of the forward's two score blocks [8, Tp] and the backward's m + 2 tiles.
+inline std::size_t attention_scratch_size(std::size_t Tk, std::size_t D, std::size_t m) {
+  const std::size_t Tp = detail::padded_keys(Tk), tile = detail::attention_tile;
+  return 2 * D * Tp + std::max(2 * detail::attention_rows * Tp, (m + 2) * tile * tile);
+}
 
 // out[Tq,C] = softmax(causal scores) · v per head; saves stats (see attention_saved_size).
 template <std::floating_point T>
 void attention_forward(std::span<T> out, std::span<T> saved, std::span<T> scratch, std::span<const T> q,
                        std::span<const T> k, std::span<const T> v, std::size_t Tq, std::size_t Tk, std::size_t C,
                        std::size_t H, attention_score score) {
-  const std::size_t D = C / H, m = score.factors, Tp = detail::padded_keys(Tk);
-  T *stats = saved.data(), *kT = scratch.data(), *a = kT + D * Tp;
-  std::fill(out.begin(), out.end(), T(0));
+  const std::size_t D = C / H, m = score.factors, Tp = detail::padded_keys(Tk), R = detail::attention_rows;
+  const T scale = T(score.scale);
+  T *stats = saved.data(), *kT = scratch.data(), *S = kT + D * Tp, *tmp = S + R * Tp;
   for (std::size_t h = 0; h < H; ++h) {
     detail::head_transpose(kT, &k[h * D], Tk, C, D);
-    for (std::size_t i = 0; i < Tq; ++i) {
-      const std::size_t row = h * Tq + i, n = Tk - Tq + i + 1;  // causal: query i sees keys 0..n-1
-      const std::size_t w = detail::work_width(n, Tk);
-      detail::product_scores(a, static_cast<T*>(nullptr), &q[i * C + h * D], kT, Tp, w, D, m, T(score.scale));
-      const T mx = detail::max_of(a, n);
-      T* st = &stats[2 * row];
-      st[0] = mx;
-      st[1] = T(1) / detail::exp_sum(a, n, mx);
-      detail::normalise(a, n, w, st[1]);
-      detail::weighted_rows(&out[i * C + h * D], a, &v[h * D], n, C, D);
+    for (std::size_t i0 = 0; i0 < Tq; i0 += R) {
+      const std::size_t r = std::min(R, Tq - i0), w = Tk - Tq + i0 + r;  // w: keys the last row sees
+      detail::block_scores(S, static_cast<T*>(nullptr), Tp, 0, &q[i0 * C + h * D], C, kT, Tp, r, w, D, m, tmp);
+      for (std::size_t i = 0; i < r; ++i) {
+        const std::size_t n = Tk - Tq + i0 + i + 1;  // causal: query i0 + i sees keys 0..n-1
+        T *a = S + i * Tp, *st = &stats[2 * (h * Tq + i0 + i)];
+        st[0] = scale * detail::max_of(a, n);  // scale > 0: the max of the scaled scores
+        st[1] = T(1) / detail::exp_sum(a, n, st[0], scale);
+        detail::normalise(a, n, w, st[1]);
+      }
+      detail::gemm(&out[i0 * C + h * D], C, detail::strided<const T>{S, Tp}, &v[h * D], C, r, w, D,
+                   detail::gemm_to::set);  // out = P·V
     }
   }
 }
 
+// dq, dk, dv += the gradients of attention_forward's out given dout; out is its output.
 template <std::floating_point T>
 void attention_backward(std::span<T> dq, std::span<T> dk, std::span<T> dv, std::span<T> scratch,
                         std::span<const T> dout, std::span<const T> saved, std::span<const T> q,
-                        std::span<const T> k, std::span<const T> v, std::size_t Tq, std::size_t Tk, std::size_t C,
-                        std::size_t H, attention_score score) {
-  const std::size_t D = C / H, m = score.factors, Dm = D / m, Tp = detail::padded_keys(Tk);
-  const T sc = T(score.scale);
+                        std::span<const T> k, std::span<const T> v, std::span<const T> out, std::size_t Tq,
+                        std::size_t Tk, std::size_t C, std::size_t H, attention_score score) {
+  using detail::gemm;
+  using detail::strided;
+  using detail::transposed;
+  const std::size_t D = C / H, m = score.factors, Dm = D / m, Tp = detail::padded_keys(Tk), B = detail::attention_tile;
+  const T scale = T(score.scale);
   const T* stats = saved.data();
-  T *kT = scratch.data(), *vT = kT + D * Tp, *dkT = vT + D * Tp, *dvT = dkT + D * Tp, *a = dvT + D * Tp,
-    *datt = a + Tp, *part = datt + Tp, *g = part + m * Tp;
+  T *kT = scratch.data(), *vT = kT + D * Tp, *P = vT + D * Tp, *dA = P + B * B, *part = dA + B * B;
+  std::vector<T> delta(Tq), lse(Tq);  // per row: Σ_u a_u da_u = dout_i · out_i, and max + log Σ
   for (std::size_t h = 0; h < H; ++h) {
     detail::head_transpose(kT, &k[h * D], Tk, C, D);
     detail::head_transpose(vT, &v[h * D], Tk, C, D);
-    std::fill(dkT, dkT + 2 * D * Tp, T(0));  // dkT and dvT
     for (std::size_t i = 0; i < Tq; ++i) {
-      const std::size_t row = h * Tq + i, n = Tk - Tq + i + 1, w = detail::work_width(n, Tk);
-      const T* doi = &dout[i * C + h * D];
-      const T* qi = &q[i * C + h * D];
-      // the forward's softmax row, recomputed the same way, keeping the partial scores this time
-      detail::product_scores(a, m > 1 ? part : nullptr, qi, kT, Tp, w, D, m, sc);  // m = 1 needs no parts
-      detail::exp_sum(a, n, stats[2 * row]);
-      detail::normalise(a, n, w, stats[2 * row + 1]);
-      detail::product_scores(datt, static_cast<T*>(nullptr), doi, vT, Tp, w, D, 1, T(1));  // ∂out_i/∂att_t = v_t
-      for (std::size_t d = 0; d < D; ++d) detail::axpy(dvT + d * Tp, doi[d], a, w);  // ∂out_i/∂v_t = att_t
-      const T s = detail::dot(a, datt, w);
-      // softmax backward, times the scale: datt becomes d(score) · scale
-      for (std::size_t t = 0; t < w; ++t) datt[t] = sc * (a[t] * (datt[t] - s));
-      // g_f = ∂score/∂(q_f·k_f) · d(score) = scale · Π_{o≠f} part_o · d(score), one row per factor;
-      // m = 1: datt itself; m = 2: each part times datt lands in the other's row, in one pass
-      if (m == 2)
-        for (std::size_t t = 0; t < w; ++t) {
-          const T p0 = part[t], p1 = part[Tp + t];
-          g[t] = datt[t] * p1;
-          g[Tp + t] = datt[t] * p0;
+      delta[i] = detail::dot(&dout[i * C + h * D], &out[i * C + h * D], D);
+      lse[i] = stats[2 * (h * Tq + i)] - std::log(stats[2 * (h * Tq + i) + 1]);
+    }
+    for (std::size_t j0 = 0; j0 < Tk; j0 += B) {
+      const std::size_t c = std::min(B, Tk - j0);
+      // the first query block whose last row sees key j0
+      const std::size_t first = j0 + Tq > Tk ? (j0 + Tq - Tk) / B * B : 0;
+      for (std::size_t i0 = first; i0 < Tq; i0 += B) {
+        const std::size_t r = std::min(B, Tq - i0);
+        const T* Qi = &q[i0 * C + h * D];
+        const T* dOi = &dout[i0 * C + h * D];
+        // The tile's causal shape: row i sees its keys [0, seen(i)), key t is seen from row from(t)
+        // on. A tile the causal diagonal crosses runs in groups of 8 rows (or keys), each only as far
+        // as it sees; a full tile in one group.
+        auto seen = [&](std::size_t i) { const std::size_t n = Tk - Tq + i0 + i + 1; return n > j0 ? std::min(c, n - j0) : 0; };
+        auto from = [&](std::size_t t) { return j0 + t + Tq > Tk + i0 ? std::min(r, j0 + t + Tq - Tk - i0) : 0; };
+        const std::size_t G = seen(0) == c ? B : 8;
+        auto row_groups = [&](auto&& f) {  // f(first row, rows, keys they see)
+          for (std::size_t i = 0; i < r; i += G) f(i, std::min(G, r - i), seen(std::min(r, i + G) - 1));
+        };
+        auto key_groups = [&](auto&& f) {  // f(first key, keys, first row that sees them)
+          for (std::size_t t = 0; t < c; t += G) f(t, std::min(G, c - t), from(t));
+        };
+        // P = the weights of rows i0.. on keys j0.., e^(scale·score − max − log Σ), 0 in the causal
+        // future; the factors s_f kept in part (m > 1); dA = dO·Vᵀ
+        row_groups([&](std::size_t i, std::size_t n, std::size_t w) {
+          detail::block_scores(P + i * B, m > 1 ? part + i * B : nullptr, B, B * B, Qi + i * C, C, kT + j0, Tp, n, w,
+                               D, m, part);
+          gemm(dA + i * B, B, strided<const T>{dOi + i * C, C}, vT + j0, Tp, n, D, w, detail::gemm_to::set);
+        });
+        for (std::size_t i = 0; i < r; ++i) {
+          const std::size_t n = seen(i);
+          detail::exp_sum(P + i * B, n, lse[i0 + i], scale);
+          // g = ∂L/∂score · scale = scale · P (dA − Σ_u P_u dA_u); then g_f = g · Π_{o≠f} s_o
+          const T *p = P + i * B, d = delta[i0 + i];
+          T* g = dA + i * B;  // m = 1: g_0 is g, in place of dA
+          if (m == 2) {       // in place of s_0 and s_1: g_0 = g · s_1, g_1 = g · s_0
+            T *s0 = part + i * B, *s1 = s0 + B * B;
+            for (std::size_t t = 0; t < n; ++t) {
+              const T gt = scale * (p[t] * (g[t] - d)), a0 = s0[t];
+              s0[t] = gt * s1[t];
+              s1[t] = gt * a0;
+            }
+          } else {
+            for (std::size_t t = 0; t < n; ++t) g[t] = scale * (p[t] * (g[t] - d));
+            if (m > 2)  // in place of s_f: f runs down, so s_o for o < f are still there
+              for (std::size_t t = 0; t < n; ++t) {
+                T* x = part + i * B + t;
+                T after = 1;  // Π_{o>f} s_o
+                for (std::size_t f = m; f-- > 0;) {
+                  const T sf = x[f * B * B];
+                  T gf = g[t] * after;
+                  for (std::size_t o = 0; o < f; ++o) gf *= x[o * B * B];
+                  x[f * B * B] = gf;
+                  after *= sf;
+                }
+              }
+          }
+          // the causal future: weight 0 and gradient 0
+          std::fill(P + i * B + n, P + i * B + c, T(0));
+          for (std::size_t f = 0; f < m; ++f) {
+            T* gf = m == 1 ? g : part + f * B * B + i * B;
+            std::fill(gf + n, gf + c, T(0));
+          }
         }
-      else if (m > 2)
-        for (std::size_t f = 0; f < m; ++f) {
-          T* gf = g + f * Tp;
-          std::copy(datt, datt + w, gf);
-          for (std::size_t o = 0; o < m; ++o)
-            if (o != f)
-              for (std::size_t t = 0; t < w; ++t) gf[t] *= part[o * Tp + t];
-        }
-      for (std::size_t f = 0; f < m; ++f) {
-        const T* gf = m == 1 ? datt : g + f * Tp;
-        for (std::size_t d = f * Dm; d < (f + 1) * Dm; ++d) {
-          dq[i * C + h * D + d] += detail::dot(gf, kT + d * Tp, w);  // dq_f += Σ_t g_t k_f[t]
-          detail::axpy(dkT + d * Tp, qi[d], gf, w);                   // dk_f[t] += g_t q_f
-        }
+        auto G_f = [&](std::size_t f) -> const T* { return m == 1 ? dA : part + f * B * B; };
+        row_groups([&](std::size_t i, std::size_t n, std::size_t w) {
+          for (std::size_t f = 0; f < m; ++f)  // dQ_f += G_f·K_f
+            gemm(&dq[(i0 + i) * C + h * D + f * Dm], C, strided<const T>{G_f(f) + i * B, B}, &k[j0 * C + h * D + f * Dm],
+                 C, n, w, Dm);
+        });
+        key_groups([&](std::size_t t, std::size_t n, std::size_t i) {
+          if (i >= r) return;
+          gemm(&dv[(j0 + t) * C + h * D], C, transposed(strided<const T>{P + i * B + t, B}), dOi + i * C, C, n, r - i,
+               D);  // dV += Pᵀ·dO
+          for (std::size_t f = 0; f < m; ++f)  // dK_f += G_fᵀ·Q_f
+            gemm(&dk[(j0 + t) * C + h * D + f * Dm], C, transposed(strided<const T>{G_f(f) + i * B + t, B}),
+                 Qi + i * C + f * Dm, C, n, r - i, Dm);
+        });
       }
     }
-    for (std::size_t t = 0; t < Tk; ++t)
-      for (std::size_t d = 0; d < D; ++d) {
-        dk[t * C + h * D + d] += dkT[d * Tp + t];
-        dv[t * C + h * D + d] += dvT[d * Tp + t];
-      }
   }
 }
 
@@ -222,6 +283,7 @@ var attention(basic_tape<T>& t, var q, var k, var v, std::size_t H, attention_sc
   const std::size_t Tq = t.rows(q), Tk = t.rows(k), C = t.cols(q);
   t.require(t.cols(k) == C && t.cols(v) == C && t.rows(v) == Tk && Tk >= Tq, "attention",
             "q[Tq,C], k[Tk,C], v[Tk,C] with Tk >= Tq", {q, k, v});
+  if (!(score.scale > 0)) throw error("attention: the score's scale must be positive, not " + std::to_string(score.scale));
   if (H == 0 || C % H != 0 || score.factors == 0 || (C / H) % score.factors != 0)
     throw error("attention: " + std::to_string(C) + " channels do not split into " + std::to_string(H) +
                 " heads of " + std::to_string(score.factors) + " equal parts");
@@ -230,7 +292,7 @@ var attention(basic_tape<T>& t, var q, var k, var v, std::size_t H, attention_sc
     const std::size_t Tq = n.rows, Tk = t.rows(k), H = n.p[0], m = n.p[1], S = attention_saved_size(Tq, H);
     auto saved = t.saved(n, S + attention_scratch_size(Tk, n.cols / H, m));
     attention_backward<T>(t.grad(q), t.grad(k), t.grad(v), saved.subspan(S), t.grad(n), saved.first(S), t.value(q),
-                          t.value(k), t.value(v), Tq, Tk, n.cols, H, {m, double(n.c[0])});
+                          t.value(k), t.value(v), t.value(n), Tq, Tk, n.cols, H, {m, double(n.c[0])});
   });
   t.at(y).p[0] = H;
   t.at(y).p[1] = score.factors;

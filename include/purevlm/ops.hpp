@@ -55,9 +55,10 @@ struct simd {
 // bits. Relative error ~1 ulp on [-87, 88], where e^x is a normal float; below -87 it gives 0
 // (the true value is denormal or less), above 88 it saturates at e^88.
 // (In place, by reference: a 32-byte vector passed by value changes the ABI without AVX.)
-inline void exp_in_place(simd<float>::type& x) {
-  using V = simd<float>::type;
-  using I [[gnu::vector_size(32)]] = std::int32_t;
+// V is a vector of floats of any width (8 or 16 lanes); each lane is computed alone.
+template <class V>
+inline void exp_in_place(V& x) {
+  using I [[gnu::vector_size(sizeof(V))]] = std::int32_t;
   const V lo = V{} - 87.0f, hi = V{} + 88.0f, zero = {};
   const V xc = x < lo ? lo : (x > hi ? hi : x);
   const float shift = 12582912.0f;  // 1.5·2²³: adding it rounds to an integer in the low mantissa bits
@@ -88,17 +89,32 @@ T max_of(const T* a, std::size_t n) {
   return r;
 }
 
-// a[t] ← e^(a[t] − shift) for t < n; returns their sum. Floats run eight at a time through
-// exp_in_place() above; the sum is kept lane by lane and then added as a tree.
+// a[t] ← e^(scale·a[t] − shift) for t < n; returns their sum. Floats run through exp_in_place()
+// sixteen at a time where the build has 64-byte vectors, else eight; the sum is kept in eight
+// lanes either way (a wide vector adds its low half, then its high half, the order eight-lane
+// steps would), then added as a tree, so the sum does not depend on the vector width.
 template <std::floating_point T>
-T exp_sum(T* a, std::size_t n, T shift) {
+T exp_sum(T* a, std::size_t n, T shift, T scale = T(1)) {
   if constexpr (std::is_same_v<T, float>) {
     using V = simd<float>::type;
     V acc = {}, x;
     std::size_t t = 0;
+#if defined(__AVX512F__)
+    using W [[gnu::vector_size(64)]] = float;
+    for (W y; t + 16 <= n; t += 16) {
+      std::memcpy(&y, a + t, sizeof y);
+      y = y * scale - shift;
+      exp_in_place(y);
+      std::memcpy(a + t, &y, sizeof y);
+      std::memcpy(&x, a + t, sizeof x);
+      acc += x;
+      std::memcpy(&x, a + t + 8, sizeof x);
+      acc += x;
+    }
+#endif
     for (; t + 8 <= n; t += 8) {
       std::memcpy(&x, a + t, sizeof x);
-      x -= shift;
+      x = x * scale - shift;
       exp_in_place(x);
       std::memcpy(a + t, &x, sizeof x);
       acc += x;
@@ -108,7 +124,7 @@ T exp_sum(T* a, std::size_t n, T shift) {
       const I lane = {0, 1, 2, 3, 4, 5, 6, 7};
       x = V{};
       std::memcpy(&x, a + t, (n - t) * sizeof(float));
-      x -= shift;
+      x = x * scale - shift;
       exp_in_place(x);
       x = lane < std::int32_t(n - t) ? x : V{};
       std::memcpy(a + t, &x, (n - t) * sizeof(float));
@@ -117,7 +133,7 @@ T exp_sum(T* a, std::size_t n, T shift) {
     return T(tree_sum(acc));
   } else {
     T sum = 0;
-    for (std::size_t t = 0; t < n; ++t) sum += (a[t] = std::exp(a[t] - shift));
+    for (std::size_t t = 0; t < n; ++t) sum += (a[t] = std::exp(a[t] * scale - shift));
     return sum;
   }
 }
@@ -143,16 +159,22 @@ struct strided {
 template <class T>
 strided<T> transposed(strided<T> a) { return {a.data, a.col, a.row}; }
 
+// Whether gemm adds its product to C or writes it over C (what C held is then never read).
+enum class gemm_to { add, set };
+
 // An R×J tile of C (rows ldc apart) — R rows, J vectors V of columns — kept in registers while k
 // runs: each vector of B is loaded once for R multiply-adds and each A(r, k) once for J.
 template <class V, int R, int J, std::floating_point T>
-inline void gemm_tile(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_t ldb, std::size_t K) {
+inline void gemm_tile(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_t ldb, std::size_t K,
+                      gemm_to to) {
   constexpr std::size_t L = sizeof(V) / sizeof(T);
   V s[R][J], b[J];  // memcpy: unaligned loads and stores, no aliasing questions
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 2
-    for (int j = 0; j < J; ++j) std::memcpy(&s[r][j], C + r * ldc + j * L, sizeof(V));
+    for (int j = 0; j < J; ++j)
+      if (to == gemm_to::add) std::memcpy(&s[r][j], C + r * ldc + j * L, sizeof(V));
+      else s[r][j] = V{};
   for (std::size_t k = 0; k < K; ++k) {
 #pragma GCC unroll 2
     for (int j = 0; j < J; ++j) std::memcpy(&b[j], B + k * ldb + j * L, sizeof(V));
@@ -168,28 +190,32 @@ inline void gemm_tile(T* C, std::size_t ldc, strided<const T> A, const T* B, std
     for (int j = 0; j < J; ++j) std::memcpy(C + r * ldc + j * L, &s[r][j], sizeof(V));
 }
 
-// R rows of C, across: tiles of two widest vectors, then one, then one 32-byte vector, then
-// single columns (a "vector" of one T: the same code, scalar).
+// R rows of C, across: tiles of two widest vectors, then one, then one 32-byte vector, then one
+// 16-byte vector (an attention head's factor of 4 floats), then single columns (a "vector" of one
+// T: the same code, scalar).
 template <int R, std::floating_point T>
-void gemm_rows(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_t ldb, std::size_t K, std::size_t M) {
+void gemm_rows(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_t ldb, std::size_t K, std::size_t M,
+               gemm_to to) {
   using W = typename wide_simd<T>::type;
   using V = typename simd<T>::type;
-  constexpr std::size_t LW = sizeof(W) / sizeof(T), LV = sizeof(V) / sizeof(T);
+  using N [[gnu::vector_size(16)]] = T;
+  constexpr std::size_t LW = sizeof(W) / sizeof(T), LV = sizeof(V) / sizeof(T), LN = sizeof(N) / sizeof(T);
   std::size_t m = 0;
-  for (; m + 2 * LW <= M; m += 2 * LW) gemm_tile<W, R, 2>(C + m, ldc, A, B + m, ldb, K);
-  for (; m + LW <= M; m += LW) gemm_tile<W, R, 1>(C + m, ldc, A, B + m, ldb, K);
-  for (; m + LV <= M; m += LV) gemm_tile<V, R, 1>(C + m, ldc, A, B + m, ldb, K);
-  for (; m < M; ++m) gemm_tile<T, R, 1>(C + m, ldc, A, B + m, ldb, K);
+  for (; m + 2 * LW <= M; m += 2 * LW) gemm_tile<W, R, 2>(C + m, ldc, A, B + m, ldb, K, to);
+  for (; m + LW <= M; m += LW) gemm_tile<W, R, 1>(C + m, ldc, A, B + m, ldb, K, to);
+  for (; m + LV <= M; m += LV) gemm_tile<V, R, 1>(C + m, ldc, A, B + m, ldb, K, to);
+  for (; m + LN <= M; m += LN) gemm_tile<N, R, 1>(C + m, ldc, A, B + m, ldb, K, to);
+  for (; m < M; ++m) gemm_tile<T, R, 1>(C + m, ldc, A, B + m, ldb, K, to);
 }
 
-// C[N,M] += A[N,K] · B[K,M], C's rows ldc apart and B's ldb apart (columns contiguous), A any
+// C[N,M] += A[N,K] · B[K,M] (or = with gemm_to::set), C's rows ldc apart and B's ldb apart (columns contiguous), A any
 // strided matrix. Tiles of 8 rows where there are 32 vector registers (AVX-512: 16 accumulators,
 // enough independent multiply-adds to fill both FMA pipes), else 4; then 4, then 1 for the last.
 // Every matmul, forward and backward, and every product in attention runs through here; each C
 // element sums over k in order, whatever tile computes it.
 template <std::floating_point T>
 void gemm(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_t ldb, std::size_t N, std::size_t K,
-          std::size_t M) {
+          std::size_t M, gemm_to to = gemm_to::add) {
 #if defined(__AVX512F__)
   constexpr int R = 8;
 #else
@@ -197,9 +223,9 @@ void gemm(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_t ldb
 #endif
   auto rows = [&](std::size_t n) { return strided<const T>{A.data + n * A.row, A.row, A.col}; };
   std::size_t n = 0;
-  for (; n + R <= N; n += R) gemm_rows<R>(C + n * ldc, ldc, rows(n), B, ldb, K, M);
-  for (; n + 4 <= N; n += 4) gemm_rows<4>(C + n * ldc, ldc, rows(n), B, ldb, K, M);
-  for (; n < N; ++n) gemm_rows<1>(C + n * ldc, ldc, rows(n), B, ldb, K, M);
+  for (; n + R <= N; n += R) gemm_rows<R>(C + n * ldc, ldc, rows(n), B, ldb, K, M, to);
+  for (; n + 4 <= N; n += 4) gemm_rows<4>(C + n * ldc, ldc, rows(n), B, ldb, K, M, to);
+  for (; n < N; ++n) gemm_rows<1>(C + n * ldc, ldc, rows(n), B, ldb, K, M, to);
 }
 // C[N,M] += A[N,K] · B[K,M], all three row-major and dense
 template <std::floating_point T>
@@ -315,8 +341,7 @@ void matmul_forward(std::span<T> out, std::span<const T> in, std::span<const T> 
     return;
   }
   detail::transpose(scratch.data(), weight.data(), O, I);  // weightᵀ [I, O]
-  std::fill(out.begin(), out.end(), T(0));
-  detail::gemm_accumulate(out.data(), in.data(), scratch.data(), N, I, O);
+  detail::gemm(out.data(), O, detail::strided<const T>{in.data(), I}, scratch.data(), O, N, I, O, detail::gemm_to::set);
 }
 // din += dout · weight; dweight += doutᵀ · in (either may be empty: not wanted)
 template <std::floating_point T>
