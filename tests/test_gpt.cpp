@@ -66,6 +66,12 @@ TEST_CASE("tensor score: hand-computed for one head") {
   CHECK(saved[1] == doctest::Approx(1.0));
   CHECK(saved[2] == doctest::Approx(1.5));
   CHECK(saved[3] == doctest::Approx(1 / (1 + std::exp(-0.5))));
+  // the plain kernel, the tests' oracle, gives the same hand-computed values
+  std::vector<double> plain(8);
+  attention_plain<double>(plain, {}, {}, {}, {}, q, k, v, 2, 2, 4, 1, attention_score::tensor(4));
+  CHECK(plain[0] == doctest::Approx(1.0));
+  CHECK(plain[4] == doctest::Approx(1 - w1));
+  CHECK(plain[5] == doctest::Approx(w1));
 }
 
 namespace {

@@ -278,40 +278,38 @@ TEST_CASE("SPEC.md's init: BAE matrices Normal(0, 0.05), tensor-product projecti
   }
 }
 
-TEST_CASE("attention kernels against the plain formulas: softmax over causal (q1·k1)…(qm·km)·scale, then Σ w v") {
+TEST_CASE("attention kernels against the plain formulas (attention_plain), forward and backward, across tiles") {
+  // sizes that cross the 64 x 64 tiles and the groups of 8 on the diagonal, with Tq < Tk (cached
+  // queries: tiles that start mid-block), one query, and every factor count
   struct size { std::size_t Tq, Tk, D, m; };
-  for (size z : {size{4, 4, 8, 1}, size{4, 4, 8, 2}, size{1, 9, 12, 3}, size{3, 13, 6, 2}, size{36, 36, 8, 2}}) {
-    const std::size_t H = 2, C = H * z.D, Dm = z.D / z.m;
+  for (size z : {size{4, 4, 8, 1}, size{4, 4, 8, 2}, size{1, 9, 12, 3}, size{3, 13, 6, 2}, size{36, 36, 8, 2},
+                 size{130, 130, 8, 1}, size{130, 130, 8, 2}, size{70, 150, 12, 3}, size{1, 150, 8, 2},
+                 size{150, 150, 64, 2}, size{67, 67, 64, 1}}) {
+    const std::size_t H = 2, C = H * z.D;
     const attention_score score = z.m == 1 ? attention_score::dot(z.D) : attention_score::tensor(z.D, z.m);
     rng g(z.Tk * 10 + z.m);
-    std::vector<double> q(z.Tq * C), k(z.Tk * C), v(z.Tk * C);
-    for (auto* x : {&q, &k, &v}) for (double& e : *x) e = g.normal();
+    std::vector<double> q(z.Tq * C), k(z.Tk * C), v(z.Tk * C), dout(z.Tq * C);
+    for (auto* x : {&q, &k, &v, &dout}) for (double& e : *x) e = g.normal();
     std::vector<double> out(z.Tq * C), saved(attention_saved_size(z.Tq, H)), scratch(attention_scratch_size(z.Tk, z.D, z.m));
+    std::vector<double> dq(z.Tq * C, 0.5), dk(z.Tk * C, 0.5), dv(z.Tk * C, 0.5);  // gradients accumulate
     attention_forward<double>(out, saved, scratch, q, k, v, z.Tq, z.Tk, C, H, score);
-    double worst = 0;
-    for (std::size_t h = 0; h < H; ++h)
-      for (std::size_t i = 0; i < z.Tq; ++i) {
-        const std::size_t n = z.Tk - z.Tq + i + 1;  // the keys query i may see
-        std::vector<double> s(n);
-        for (std::size_t t = 0; t < n; ++t) {
-          double prod = 1;
-          for (std::size_t f = 0; f < z.m; ++f) {
-            double dot = 0;
-            for (std::size_t d = 0; d < Dm; ++d) dot += q[i * C + h * z.D + f * Dm + d] * k[t * C + h * z.D + f * Dm + d];
-            prod *= dot;
-          }
-          s[t] = prod * score.scale;
-        }
-        const double mx = *std::max_element(s.begin(), s.end());
-        double total = 0;
-        for (double& e : s) total += (e = std::exp(e - mx));
-        for (std::size_t d = 0; d < z.D; ++d) {
-          double o = 0;
-          for (std::size_t t = 0; t < n; ++t) o += s[t] / total * v[t * C + h * z.D + d];
-          worst = std::max(worst, std::abs(o - out[i * C + h * z.D + d]));
-        }
+    attention_backward<double>(dq, dk, dv, scratch, dout, saved, q, k, v, out, z.Tq, z.Tk, C, H, score);
+    std::vector<double> want(z.Tq * C), wq(z.Tq * C, 0.5), wk(z.Tk * C, 0.5), wv(z.Tk * C, 0.5);
+    attention_plain<double>(want, {}, {}, {}, {}, q, k, v, z.Tq, z.Tk, C, H, score);
+    attention_plain<double>({}, wq, wk, wv, dout, q, k, v, z.Tq, z.Tk, C, H, score);
+    auto worst = [](const std::vector<double>& a, const std::vector<double>& b) {
+      double w = 0, mag = 0;
+      for (std::size_t i = 0; i < a.size(); ++i) {
+        w = std::max(w, std::abs(a[i] - b[i]) / (1 + std::abs(b[i])));
+        mag += std::abs(b[i] - 0.5);
       }
+      CHECK(mag > 0);  // a real value, not the starting 0.5 everywhere
+      return w;
+    };
     CAPTURE(z.Tq); CAPTURE(z.Tk); CAPTURE(z.D); CAPTURE(z.m);
-    CHECK(worst < 1e-12);
+    CHECK(worst(out, want) < 1e-12);
+    CHECK(worst(dq, wq) < 1e-11);
+    CHECK(worst(dk, wk) < 1e-11);
+    CHECK(worst(dv, wv) < 1e-11);
   }
 }

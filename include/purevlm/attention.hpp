@@ -122,13 +122,19 @@ void block_scores(T* S, T* part, std::size_t ld, std::size_t part_stride, const 
   for (std::size_t f = 0; f < m; ++f) {
     T* sf = part ? part + f * part_stride : f == 0 ? S : tmp;
     gemm(sf, ld, strided<const T>{q + f * Dm, C}, kT + f * Dm * Tp, Tp, r, Dm, w, gemm_to::set);  // s_f = Q_f K_fᵀ
-    if (f > 0 || sf != S)
-      for (std::size_t i = 0; i < r; ++i) {
-        T* x = S + i * ld;
-        const T* y = sf + i * ld;
-        if (f == 0) std::copy(y, y + w, x);
-        else for (std::size_t t = 0; t < w; ++t) x[t] *= y[t];
+    if (part ? f + 1 < m : f == 0) continue;  // then multiply them, in one pass over the block
+    for (std::size_t i = 0; i < r; ++i) {
+      T* x = S + i * ld;
+      if (!part) {
+        for (std::size_t t = 0; t < w; ++t) x[t] *= tmp[i * ld + t];
+        continue;
       }
+      const T *s0 = part + i * ld, *s1 = s0 + part_stride;
+      if (m == 1) std::copy(s0, s0 + w, x);
+      else for (std::size_t t = 0; t < w; ++t) x[t] = s0[t] * s1[t];
+      for (std::size_t o = 2; o < m; ++o)
+        for (std::size_t t = 0; t < w; ++t) x[t] *= part[o * part_stride + i * ld + t];
+    }
   }
 }
 // a[0, w) ← softmax weights from a[t] = e^(score_t − max): times inv = 1/Σ for t < n, and 0 from
