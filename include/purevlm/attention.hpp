@@ -149,10 +149,11 @@ void normalise(T* a, std::size_t n, std::size_t w, T inv) {
 // What the forward saves for the backward: each row's softmax max and 1/sum, stats[H, Tq, 2].
 inline std::size_t attention_saved_size(std::size_t Tq, std::size_t H) { return 2 * H * Tq; }
 // Scratch per call: K and V of one head transposed to [D, Tp] (Tp = detail::padded_keys(Tk)),
-// and the larger of the forward's two score blocks [8, Tp] and the backward's m + 2 tiles.
+// and the larger of the forward's two score blocks [8, Tp] and the backward's m + 2 tiles and two
+// numbers per query row.
 inline std::size_t attention_scratch_size(std::size_t Tk, std::size_t D, std::size_t m) {
   const std::size_t Tp = detail::padded_keys(Tk), tile = detail::attention_tile;
-  return 2 * D * Tp + std::max(2 * detail::attention_rows * Tp, (m + 2) * tile * tile);
+  return 2 * D * Tp + std::max(2 * detail::attention_rows * Tp, (m + 2) * tile * tile + 2 * Tk);
 }
 
 // out[Tq,C] = softmax(causal scores) · v per head; saves stats (see attention_saved_size).
@@ -193,8 +194,8 @@ void attention_backward(std::span<T> dq, std::span<T> dk, std::span<T> dv, std::
   const std::size_t D = C / H, m = score.factors, Dm = D / m, Tp = detail::padded_keys(Tk), B = detail::attention_tile;
   const T scale = T(score.scale);
   const T* stats = saved.data();
-  T *kT = scratch.data(), *vT = kT + D * Tp, *P = vT + D * Tp, *dA = P + B * B, *part = dA + B * B;
-  std::vector<T> delta(Tq), lse(Tq);  // per row: Σ_u a_u da_u = dout_i · out_i, and max + log Σ
+  T *kT = scratch.data(), *vT = kT + D * Tp, *P = vT + D * Tp, *dA = P + B * B, *part = dA + B * B,
+    *delta = part + m * B * B, *lse = delta + Tq;  // per row: Σ_u a_u da_u = dout_i · out_i, and max + log Σ
   for (std::size_t h = 0; h < H; ++h) {
     detail::head_transpose(kT, &k[h * D], Tk, C, D);
     detail::head_transpose(vT, &v[h * D], Tk, C, D);
