@@ -73,6 +73,50 @@ TEST_CASE("read(): the word, its probability and each class name's; they sum to 
   CHECK(confident >= 5);
 }
 
+TEST_CASE("trace(): per letter, its probability and attention weights that sum to 1 over the positions it can see") {
+  const vlm& m = trained();
+  for (std::size_t k : {1, 4, 7}) {
+    const auto img = bar_image(k);
+    std::vector<float> x(m.config().pixels());
+    prepare<float>(x, img);
+    const auto tr = m.trace(x);
+    const reading r = m.read(std::span<const std::uint8_t>(img));
+    CHECK(tr.word == r.word);
+    REQUIRE(tr.letters.size() == tr.word.size());
+    CHECK(tr.vision_positions == 16);
+    CHECK(tr.positions == 16 + 1 + tr.word.size());
+    double product = 1;
+    for (std::size_t j = 0; j < tr.letters.size(); ++j) {
+      const auto& a = tr.letters[j];
+      CHECK(a.letter == tr.word.substr(j, 1));
+      CHECK(a.probability > 0.0);
+      CHECK(a.probability <= 1.0);
+      product *= a.probability;
+      REQUIRE(a.weights.size() == tr.layers * tr.heads * tr.positions);
+      for (std::size_t lh = 0; lh < tr.layers * tr.heads; ++lh) {
+        const double* w = &a.weights[lh * tr.positions];
+        double seen = 0, future = 0;
+        const std::size_t n = tr.vision_positions + 1 + j;  // the vision tokens, BOS, the letters before
+        for (std::size_t p = 0; p < tr.positions; ++p) (p < n ? seen : future) += w[p];
+        CHECK(seen == doctest::Approx(1.0).epsilon(1e-5));
+        CHECK(future == 0.0);
+      }
+    }
+    // the word's probability is its letters' times the end's: at most their product
+    CHECK(r.probability <= product * (1 + 1e-4));
+    CHECK(r.probability > 0.2 * product);
+  }
+}
+
+TEST_CASE("token_footprint(): where the default's 4x4 tokens look in the 14x14 image") {
+  const auto f = vlm_config::standard().patches.token_footprint();
+  // 5x5 pad 2, pool 2 stride 2, then 3x3, pool 2 stride 1: token (0, 0) is centred on pixel 3.5,
+  // neighbours 2 pixels apart, each seeing 12 pixels square (worked out by hand)
+  CHECK(f.first == 3.5);
+  CHECK(f.step == 2.0);
+  CHECK(f.extent == 12);
+}
+
 TEST_CASE("read() from a picture: contrast, page size and placement do not change the answer") {
   const vlm& m = trained();
   // one dark stroke on light paper, light on dark, and on a bigger page somewhere else: the same

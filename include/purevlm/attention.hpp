@@ -30,6 +30,29 @@ struct attention_score {
 // and backward (docs/attention.md derives it):
 //   da_t = dout_i · v_t,  dv_t += a_t dout_i,  dscore_t = a_t (da_t − Σ_u a_u da_u)
 //   g_f(t) = dscore_t · scale · Π_{o≠f} s_o(t),  dq_f += Σ_t g_f(t) k_f(t),  dk_f(t) += g_f(t) q_f
+namespace detail {
+// One query's softmax weights a[0, n) over keys k (one head: rows C apart, D wide), keeping the
+// partial scores s_f(t) at s[f·stride + t].
+template <std::floating_point T>
+void plain_weights(T* a, T* s, std::size_t stride, const T* qi, const T* k, std::size_t n, std::size_t C,
+                   std::size_t D, attention_score score) {
+  const std::size_t m = score.factors, Dm = D / m;
+  T mx = -INFINITY, sum = 0;
+  for (std::size_t t = 0; t < n; ++t) {
+    a[t] = T(score.scale);
+    for (std::size_t f = 0; f < m; ++f) {
+      T sf = 0;
+      for (std::size_t d = f * Dm; d < (f + 1) * Dm; ++d) sf += qi[d] * k[t * C + d];
+      s[f * stride + t] = sf;
+      a[t] *= sf;
+    }
+    mx = std::max(mx, a[t]);
+  }
+  for (std::size_t t = 0; t < n; ++t) sum += (a[t] = std::exp(a[t] - mx));
+  for (std::size_t t = 0; t < n; ++t) a[t] /= sum;
+}
+}  // namespace detail
+
 template <std::floating_point T>
 void attention_plain(std::span<T> out, std::span<T> dq, std::span<T> dk, std::span<T> dv, std::span<const T> dout,
                      std::span<const T> q, std::span<const T> k, std::span<const T> v, std::size_t Tq,
@@ -43,19 +66,7 @@ void attention_plain(std::span<T> out, std::span<T> dq, std::span<T> dk, std::sp
       const T* qi = &q[i * C + h * D];
       auto key = [&](std::size_t t) { return &k[t * C + h * D]; };
       auto value = [&](std::size_t t) { return &v[t * C + h * D]; };
-      T mx = -INFINITY, sum = 0;
-      for (std::size_t t = 0; t < n; ++t) {
-        a[t] = T(score.scale);
-        for (std::size_t f = 0; f < m; ++f) {
-          T sf = 0;
-          for (std::size_t d = f * Dm; d < (f + 1) * Dm; ++d) sf += qi[d] * key(t)[d];
-          s[f * Tk + t] = sf;
-          a[t] *= sf;
-        }
-        mx = std::max(mx, a[t]);
-      }
-      for (std::size_t t = 0; t < n; ++t) sum += (a[t] = std::exp(a[t] - mx));
-      for (std::size_t t = 0; t < n; ++t) a[t] /= sum;
+      detail::plain_weights(a.data(), s.data(), Tk, qi, key(0), n, C, D, score);
       if (!backward) {
         for (std::size_t d = 0; d < D; ++d) {
           T o = 0;
@@ -85,6 +96,19 @@ void attention_plain(std::span<T> out, std::span<T> dq, std::span<T> dk, std::sp
         }
       }
     }
+}
+
+// The weights themselves, w[H, Tq, Tk] (0 for the future): what each query attends to. For
+// pictures and tests; the kernels never build this array.
+template <std::floating_point T>
+std::vector<T> attention_weights(std::span<const T> q, std::span<const T> k, std::size_t Tq, std::size_t Tk,
+                                 std::size_t C, std::size_t H, attention_score score) {
+  const std::size_t D = C / H;
+  std::vector<T> w(H * Tq * Tk, T(0)), s(score.factors * Tk);
+  for (std::size_t h = 0; h < H; ++h)
+    for (std::size_t i = 0; i < Tq; ++i)
+      detail::plain_weights(&w[(h * Tq + i) * Tk], s.data(), Tk, &q[i * C + h * D], &k[h * D], Tk - Tq + i + 1, C, D, score);
+  return w;
 }
 
 // ---- the fast kernels: the same sums, as blocks of matrix products ----

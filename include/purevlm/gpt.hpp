@@ -178,9 +178,10 @@ public:
   // Logits [T − logits_from, V] for embedded positions x[T, C] (rows before logits_from, such as
   // vision positions that predict nothing, skip the LM head). With a cache, x holds the positions
   // after the cached ones, and their keys and values are appended (inference only: no gradient
-  // reaches them).
+  // reaches them). With `weights`, each layer's attention weights [H, Tq, Tk] are appended to it.
   var forward(basic_tape<T>& t, const basic_parameters<T>& ps, std::span<T> grads, var x,
-              basic_kv_cache<T>* cache = nullptr, std::size_t logits_from = 0) const {
+              basic_kv_cache<T>* cache = nullptr, std::size_t logits_from = 0,
+              std::vector<std::vector<T>>* weights = nullptr) const {
     t.require(t.cols(x) == cfg_.n_embd, "gpt", "input embeddings must have n_embd columns", {x});
     t.require(logits_from < t.rows(x), "gpt", "logits_from must leave at least one row for the LM head", {x});
     auto p = [&](std::size_t i) { return t.parameter(ps, i, grads); };
@@ -202,6 +203,9 @@ public:
         xn = rows(t, xn, logits_from, t.rows(xn) - logits_from);
       }
       var q = matmul(t, xn, p(w.wq));
+      if (weights)
+        weights->push_back(attention_weights<T>(t.value(q), t.value(k), t.rows(q), t.rows(k), cfg_.n_embd, cfg_.n_head,
+                                                cfg_.attention()));
       x = add(t, x, matmul(t, attention(t, q, k, v, cfg_.n_head, cfg_.attention()), p(w.wo)));
       var hn = rmsnorm(t, x);
       x = add(t, x, matmul(t, relu(t, matmul(t, hn, p(w.fc1))), p(w.fc2)));

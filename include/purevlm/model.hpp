@@ -209,6 +209,49 @@ public:
     return read(std::span<const std::uint8_t>(digit));
   }
 
+  // Where the model looks while it writes (for pictures): the word it generates and, for each
+  // letter, its probability at that step and the attention weights of the query that chose it,
+  // weights[(layer · heads + head) · positions + p] over the positions before it — the vision
+  // tokens, BOS, the letters so far — each (layer, head) summing to 1.
+  struct letter_attention {
+    std::string letter;
+    double probability = 0;
+    std::vector<double> weights;
+  };
+  struct attention_trace {
+    std::string word;
+    std::size_t layers = 0, heads = 0, positions = 0, vision_positions = 0;
+    std::vector<letter_attention> letters;
+  };
+  attention_trace trace(std::span<const T> image) const {
+    basic_tape<T> t;
+    attention_trace r;
+    r.word = generate(t, image);
+    const auto ids = vocab_.encode(r.word);  // BOS letters EOS
+    const std::size_t Tv = cfg_.vision_positions, n = ids.size() - 2;
+    var x = image_prefix(t, image);
+    if (n > 0) x = stack(t, x, gpt_.embed(t, params_, {}, std::span(ids).subspan(1, n), Tv + 1));
+    std::vector<std::vector<T>> maps;  // per layer [H, Tq, Tk]
+    auto logits = t.value(gpt_.forward(t, params_, {}, x, nullptr, Tv, &maps));  // rows: BOS, letters
+    r.layers = maps.size();
+    r.heads = cfg_.gpt.n_head;
+    r.positions = t.rows(x);
+    r.vision_positions = Tv;
+    const std::size_t V = cfg_.gpt.vocab, Tk = r.positions;
+    for (std::size_t j = 0; j < n; ++j) {
+      letter_attention a;
+      a.letter = vocab_.decode(std::vector<std::int32_t>{ids[j + 1]});
+      a.probability = std::exp(log_softmax(logits.subspan(j * V, V))[std::size_t(ids[j + 1])]);
+      for (const auto& w : maps) {
+        const std::size_t Tq = w.size() / (r.heads * Tk), row = Tv + j - (Tk - Tq);  // position Tv + j
+        for (std::size_t h = 0; h < r.heads; ++h)
+          a.weights.insert(a.weights.end(), &w[(h * Tq + row) * Tk], &w[(h * Tq + row) * Tk] + Tk);
+      }
+      r.letters.push_back(std::move(a));
+    }
+    return r;
+  }
+
   // The class names as a trie, for constrained decoding.
   word_trie class_trie() const {
     word_trie w;

@@ -188,6 +188,22 @@ struct patch_config {
     return s;
   }
   std::size_t tokens() const { return layers.empty() ? 0 : side_after(layers.size() - 1) * side_after(layers.size() - 1); }
+  // Where the tokens look in the input image (for pictures): token (row, col) of the last grid sees
+  // the input pixels centred at first + step·(row, col), a square `extent` pixels wide.
+  struct footprint {
+    double first = 0, step = 1;
+    std::size_t extent = 1;
+  };
+  footprint token_footprint() const {
+    footprint f;  // walked back from the last grid: a unit of a layer's output covers a pool
+    for (std::size_t i = layers.size(); i-- > 0;) {  // window of conv outputs, each a kernel of inputs
+      const auto& l = layers[i];
+      f.first = f.first * double(l.stride) + double(l.pool - 1) / 2 - double(l.pad) + double(l.kernel - 1) / 2;
+      f.step *= double(l.stride);
+      f.extent = (f.extent - 1) * l.stride + l.pool + l.kernel - 1;
+    }
+    return f;
+  }
   std::size_t width() const { return layers.empty() ? 0 : layers.back().channels; }
   std::size_t parameter_count() const {
     std::size_t n = 0, in = 1;
