@@ -3,10 +3,13 @@
 //   mnist_vlm train   train a preset on MNIST (or Fashion-MNIST), save it, evaluate on the test set
 //   mnist_vlm eval    evaluate a saved model on the whole test set
 //   mnist_vlm say     read PGM pictures and write what they show
+//   mnist_vlm show    draw what the model sees and where it looks, as SVG files
 // All errors end the program with a message and a non-zero exit; the library only throws.
 #include <purevlm/vlm.hpp>
 
 #include <unistd.h>
+
+#include "pictures.hpp"
 
 #include <chrono>
 #include <cmath>
@@ -33,8 +36,9 @@ struct usage_error : std::runtime_error {
 
 // ---- command line ----
 struct options {
-  std::string command, data, dataset = "mnist", preset = "default", save, resume, load;
+  std::string command, data, dataset = "mnist", preset = "default", save, resume, load, report, out, image;
   std::optional<std::int64_t> steps, epochs;
+  std::optional<std::size_t> index;
   std::optional<std::size_t> batch;
   std::optional<double> lr;
   // training is bit-identical whatever the thread count, so all cores by default
@@ -53,8 +57,17 @@ const std::map<std::string, std::string> help_text = {
      "then evaluates it on the whole test set.\n"},
     {"eval",
      "usage: mnist_vlm eval --load FILE [--data DIR] [--limit N] [--shift P] [--constrained] [--json]\n"
+     "                      [--report FILE.html]\n"
      "Evaluates a saved model on the test set: accuracy with a 95% interval, per class, confusion matrix.\n"
-     "--shift P moves each test digit P pixels in one of 8 directions (fixed per image) first.\n"},
+     "--shift P moves each test digit P pixels in one of 8 directions (fixed per image) first.\n"
+     "--report writes one self-contained HTML page of it: bars, the confusion heat map, the misread\n"
+     "digits, where the model looked for a few of them, and the training curve when its log is there.\n"},
+    {"show",
+     "usage: mnist_vlm show --load FILE (--image IMAGE.pgm | --index N) --out DIR [--data DIR]\n"
+     "Writes SVG pictures into DIR: input.svg (the image as the model sees it), attention.svg (for each\n"
+     "letter it writes, its attention over the image's regions, per head and their mean), filters.svg\n"
+     "(the tokenizer's filters) and curve.svg (loss and accuracy from the training log beside FILE).\n"
+     "--index N takes test image N; --image any PGM or PNG picture.\n"},
     {"say", "usage: mnist_vlm say --load FILE [--json] IMAGE.pgm...\n"
             "Writes the word each picture shows (PGM P2/P5, or PNG with libpng; any size) with its probability,\n"
             "and the runner-up "
@@ -63,7 +76,7 @@ const std::map<std::string, std::string> help_text = {
 
 std::string general_help() {
   std::string s = "mnist_vlm: a vision-language model that writes the name of the digit it sees.\n"
-                  "commands: train, eval, say   (mnist_vlm COMMAND --help for each)\n";
+                  "commands: train, eval, say, show   (mnist_vlm COMMAND --help for each)\n";
   return s;
 }
 
@@ -113,6 +126,10 @@ options parse(int argc, char** argv) {
     else if (o.command == "eval" && a == "--limit") o.limit = parse_number<std::size_t>(a, value());
     else if (o.command == "eval" && a == "--shift") o.shift = parse_number<std::size_t>(a, value());
     else if (o.command == "say" && !a.starts_with("-")) o.images.push_back(a);
+    else if (o.command == "eval" && a == "--report") o.report = value();
+    else if (o.command == "show" && a == "--out") o.out = value();
+    else if (o.command == "show" && a == "--image") o.image = value();
+    else if (o.command == "show" && a == "--index") o.index = parse_number<std::size_t>(a, value());
     else throw usage_error("unknown option '" + a + "' for " + o.command + "\n" + help_text.at(o.command));
   }
   if (o.help) return o;
@@ -124,6 +141,8 @@ options parse(int argc, char** argv) {
   if (o.dataset != "mnist" && o.dataset != "fashion") throw usage_error("--dataset is mnist or fashion, got '" + o.dataset + "'");
   if (o.command != "train" && o.load.empty()) throw usage_error(o.command + " needs --load FILE\n" + help_text.at(o.command));
   if (o.command == "say" && o.images.empty()) throw usage_error("say needs at least one IMAGE.pgm\n" + help_text.at("say"));
+  if (o.command == "show" && (o.out.empty() || o.image.empty() == !o.index))
+    throw usage_error("show needs --out DIR and one of --image FILE or --index N\n" + help_text.at("show"));
   return o;
 }
 
@@ -168,7 +187,17 @@ std::string ascii_art(std::span<const std::uint8_t> img, const std::string& capt
 struct report {
   std::size_t n = 0, correct = 0, invalid = 0, constrained_correct = 0;
   double micros_per_image = 0;
+  std::vector<std::vector<std::size_t>> confusion;  // [true class][word written; last: not a name]
+  std::vector<std::string> said;                    // the word written for each test image
 };
+
+// The 95% Wilson score interval of an accuracy p over n images: honest near 100% and for small n.
+std::pair<double, double> wilson(double p, std::size_t n) {
+  const double z = 1.96, N = double(n);
+  const double centre = (p + z * z / (2 * N)) / (1 + z * z / N),
+               half = z * std::sqrt(p * (1 - p) / N + z * z / (4.0 * N * N)) / (1 + z * z / N);
+  return {centre - half, centre + half};
+}
 
 // Test image i as evaluated: moved by `shift` pixels in its own direction (test_shift), or as is.
 std::span<const std::uint8_t> test_image(const labeled_images& test, std::size_t i, std::size_t shift,
@@ -184,13 +213,15 @@ std::span<const std::uint8_t> test_image(const labeled_images& test, std::size_t
 report evaluate(const vlm& model, const labeled_images& test, std::size_t limit, std::size_t shift, bool constrained, bool quiet) {
   const auto& names = model.vocab().class_names();
   const std::size_t K = names.size(), n = limit ? std::min(limit, test.size()) : test.size();
-  std::vector<std::vector<std::size_t>> confusion(K, std::vector<std::size_t>(K + 1, 0));  // last column: not a name
-  std::vector<std::string> said(n);
+  report r;
+  r.n = n;
+  r.confusion.assign(K, std::vector<std::size_t>(K + 1, 0));
+  r.said.resize(n);
+  auto& confusion = r.confusion;
+  auto& said = r.said;
   std::vector<float> x(model.config().pixels());
   std::vector<std::uint8_t> moved;
   tape t;
-  report r;
-  r.n = n;
   const auto start = clock_type::now();
   for (std::size_t i = 0; i < n; ++i) {
     prepare<float>(x, test_image(test, i, shift, moved), test.images.rows, test.images.cols);
@@ -222,13 +253,11 @@ report evaluate(const vlm& model, const labeled_images& test, std::size_t limit,
     caption += "] true: " + names[test.labels[i]] + " | generated: " + said[i] + (ok ? "  ✓" : "  ✗");
     std::printf("%s\n", ascii_art(test_image(test, i, shift, moved), caption).c_str());
   }
-  const double p = double(r.correct) / double(n), z = 1.96;
-  // Wilson score interval: honest near 100% and for small n
-  const double centre = (p + z * z / (2 * n)) / (1 + z * z / n),
-               half = z * std::sqrt(p * (1 - p) / n + z * z / (4.0 * n * n)) / (1 + z * z / n);
+  const double p = double(r.correct) / double(n);
+  const auto [lo, hi] = wilson(p, n);
   if (shift > 0) std::printf("each test digit moved %zu pixels (one of 8 directions, fixed per image)\n", shift);
-  std::printf("test images: %zu\nexact-word accuracy: %.2f%%  (95%% interval %.2f–%.2f%%)\n", n, 100 * p,
-              100 * (centre - half), 100 * (centre + half));
+  std::printf("test images: %zu\nexact-word accuracy: %.2f%%  (95%% interval %.2f–%.2f%%)\n", n, 100 * p, 100 * lo,
+              100 * hi);
   std::printf("generated strings that are not a class name: %zu\n", r.invalid);
   if (constrained) std::printf("constrained decoding (to the class names) accuracy: %.2f%%\n", 100.0 * double(r.constrained_correct) / double(n));
   std::printf("inference: %.1f µs per image (1 thread)\n\nper class:\n", r.micros_per_image);
@@ -300,6 +329,65 @@ std::string json_string(const std::string& s) {
   return out + "\"";
 }
 
+// ---- pictures ----
+// Writes text to a file, or throws naming it.
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  out.close();
+  if (!out) throw error("cannot write " + path);
+}
+
+// eval --report: one self-contained page (inline SVG, no scripts, no network).
+void write_report(const std::string& path, const std::string& checkpoint, const vlm& model, const labeled_images& test,
+                  const report& r, std::size_t shift) {
+  const auto& names = model.vocab().class_names();
+  const std::size_t K = names.size();
+  const double p = double(r.correct) / double(r.n);
+  const auto [lo, hi] = wilson(p, r.n);
+  std::string h = "<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\">\n<head><meta charset=\"utf-8\"/>"
+                  "<title>purevlm report: " + pictures::escape(checkpoint) + "</title>\n<style>body{font-family:sans-serif;"
+                  "margin:24px;max-width:1100px} .digits svg{margin:2px}</style></head>\n<body>\n";
+  h += "<h1>purevlm: " + pictures::escape(checkpoint) + "</h1>\n<p>preset <b>" + pictures::escape(model.config().preset) +
+       "</b>, " + std::to_string(model.parameter_count()) + " parameters; " + std::to_string(r.n) + " test images" +
+       (shift ? ", each moved " + std::to_string(shift) + " pixels" : std::string()) + ".</p>\n";
+  h += "<h2>Exact-word accuracy: " + pictures::num(100 * p) + "%</h2>\n<p>95% interval " + pictures::num(100 * lo) + "–" +
+       pictures::num(100 * hi) + "%; " + std::to_string(r.invalid) + " generated strings are not a class name.</p>\n";
+  std::vector<double> acc(K, 0.0);
+  for (std::size_t k = 0; k < K; ++k) {
+    std::size_t total = 0;
+    for (auto c : r.confusion[k]) total += c;
+    acc[k] = total ? double(r.confusion[k][k]) / double(total) : 0.0;
+  }
+  h += "<h2>Per class</h2>\n" + pictures::class_bars(names, acc);
+  h += "<h2>Confusion</h2>\n" + pictures::confusion_map(names, r.confusion);
+  std::vector<std::size_t> wrong;
+  std::vector<std::uint8_t> moved;
+  for (std::size_t i = 0; i < r.n; ++i)
+    if (r.said[i] != names[test.labels[i]]) wrong.push_back(i);
+  const std::size_t shown = std::min<std::size_t>(wrong.size(), 60);
+  h += "<h2>Misread (" + std::to_string(shown) + " of " + std::to_string(wrong.size()) + ")</h2>\n<div class=\"digits\">\n";
+  for (std::size_t j = 0; j < shown; ++j) {
+    const std::size_t i = wrong[j];
+    std::string top = "#", bottom = "wrote \"";  // appended: g++ 12 warns falsely on "..." + std::string
+    top += std::to_string(i) + " " + names[test.labels[i]];
+    bottom += r.said[i] + "\"";
+    h += pictures::digit_picture(test_image(test, i, shift, moved), top, bottom);
+  }
+  h += "</div>\n";
+  std::vector<float> x(model.config().pixels());
+  for (std::size_t j = 0; j < std::min<std::size_t>(wrong.size(), 3); ++j) {
+    const std::size_t i = wrong[j];
+    prepare<float>(x, test_image(test, i, shift, moved), test.images.rows, test.images.cols);
+    h += "<h3>Where it looked: test image " + std::to_string(i) + " (" + pictures::escape(names[test.labels[i]]) + ")</h3>\n";
+    h += pictures::attention_picture(model, x, model.trace(x));
+  }
+  const auto log = pictures::read_log(pictures::log_path(checkpoint));
+  if (!log.empty()) h += "<h2>Training</h2>\n" + pictures::curve_picture(log);
+  h += "</body>\n</html>\n";
+  write_text(path, h);
+}
+
 // ---- commands ----
 int train(const options& o) {
   vlm_config cfg = vlm_config::named(o.preset);
@@ -348,8 +436,24 @@ int train(const options& o) {
   const auto start = clock_type::now();
   const std::int64_t first = tr.steps_done(), total = model.config().train.steps;
   std::int64_t saved_at = -1;  // the step this run last saved, if it did
+  // the training log beside the checkpoint: a row of means every `every` steps (about 200 rows)
+  pictures::log_writer log(pictures::log_path(save), resumed ? double(first) : -1.0);
+  const std::int64_t every = std::max<std::int64_t>(1, total / 200);
+  pictures::log_row sum;
+  std::int64_t in_sum = 0;
+  auto row_start = clock_type::now();
   while (tr.steps_done() < total) {
     const step_stats s = tr.step();
+    sum.loss += s.loss; sum.text_loss += s.text_loss; sum.recon_loss += s.recon; ++in_sum;
+    if (s.finite && (tr.steps_done() % every == 0 || tr.steps_done() == total)) {
+      const auto now = clock_type::now();
+      const double n = double(in_sum), secs = std::chrono::duration<double>(now - row_start).count();
+      log.write({double(tr.steps_done()), sum.loss / n, sum.text_loss / n, sum.recon_loss / n, s.lr,
+                 n * double(cfg.train.batch) / std::max(secs, 1e-9)});
+      sum = {};
+      in_sum = 0;
+      row_start = now;
+    }
     if (!s.finite) {
       std::string kept = "Nothing was saved.";
       if (saved_at >= 0) kept = "The last good checkpoint of this run, " + save + " (step " + std::to_string(saved_at) + "), is untouched.";
@@ -369,6 +473,11 @@ int train(const options& o) {
   const double rate = double(total - first) * double(cfg.train.batch) / std::max(secs, 1e-9);
   std::fprintf(stderr, "trained in %.1f s (%.0f samples/s); saved %s\n", secs, rate, save.c_str());
   const report r = evaluate(model, test_set, 0, 0, false, false);
+  auto last = pictures::read_log(log.path());
+  if (!last.empty()) {
+    last.back().test_accuracy = double(r.correct) / double(r.n);
+    log.write(last.back());
+  }
   if (o.json) {
     std::map<std::string, std::string> f = {{"test_accuracy", std::to_string(double(r.correct) / double(r.n))},
                                             {"n_test", std::to_string(r.n)}, {"params", std::to_string(model.parameter_count())},
@@ -385,6 +494,10 @@ int eval(const options& o) {
   const std::string dataset = model.vocab().class_names() == fashion_mnist_class_names() ? "fashion" : "mnist";
   const labeled_images test_set = read_idx_split(find_data(o, dataset), "t10k");
   const report r = evaluate(model, test_set, o.limit, o.shift, o.constrained, false);
+  if (!o.report.empty()) {
+    write_report(o.report, o.load, model, test_set, r, o.shift);
+    std::fprintf(stderr, "wrote %s\n", o.report.c_str());
+  }
   if (o.json) {
     std::map<std::string, std::string> f = {{"test_accuracy", std::to_string(double(r.correct) / double(r.n))},
                                             {"n_test", std::to_string(r.n)}, {"params", std::to_string(model.parameter_count())},
@@ -434,6 +547,36 @@ int say(const options& o) {
   return 0;
 }
 
+int show(const options& o) {
+  const vlm model = load_model(o.load);
+  std::vector<float> x(model.config().pixels());
+  std::string what;
+  if (o.index) {
+    const std::string dataset = model.vocab().class_names() == fashion_mnist_class_names() ? "fashion" : "mnist";
+    const labeled_images test_set = read_idx_split(find_data(o, dataset), "t10k");
+    if (*o.index >= test_set.size())
+      throw usage_error("--index " + std::to_string(*o.index) + ": the test set has " + std::to_string(test_set.size()) + " images");
+    prepare<float>(x, test_set.images.image(*o.index), test_set.images.rows, test_set.images.cols);
+    what = "test image " + std::to_string(*o.index) + " (" + model.vocab().class_names()[test_set.labels[*o.index]] + ")";
+  } else {
+    const auto digit = mnist_style(read_image(o.image));
+    prepare<float>(x, std::span<const std::uint8_t>(digit));
+    what = o.image;
+  }
+  fs::create_directories(o.out);
+  const auto tr = model.trace(x);
+  const std::size_t side = model.config().vision == vision_mode::patches ? model.config().patches.side
+                                                                          : std::size_t(std::lround(std::sqrt(double(x.size()))));
+  write_text(o.out + "/input.svg", pictures::input_picture(x, side));
+  write_text(o.out + "/attention.svg", pictures::attention_picture(model, x, tr));
+  write_text(o.out + "/filters.svg", pictures::filter_picture(model));
+  const auto log = pictures::read_log(pictures::log_path(o.load));
+  write_text(o.out + "/curve.svg", pictures::curve_picture(log));
+  std::printf("%s → \"%s\"\nwrote %s/input.svg, attention.svg, filters.svg, curve.svg%s\n", what.c_str(), tr.word.c_str(),
+              o.out.c_str(), log.empty() ? (" (no training log at " + pictures::log_path(o.load) + ": the curve says so)").c_str() : "");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -445,6 +588,7 @@ int main(int argc, char** argv) {
     }
     if (o.command == "train") return train(o);
     if (o.command == "eval") return eval(o);
+    if (o.command == "show") return show(o);
     return say(o);
   } catch (const usage_error& e) {
     std::fprintf(stderr, "mnist_vlm: %s\n", e.what());
