@@ -168,11 +168,16 @@ inline std::string attention_picture(const purevlm::vlm& model, std::span<const 
   return s.str();
 }
 
-// The tokenizer's filters as tiles, each matrix on its own signed scale (blue < 0 < red): the
-// patch model's first-layer kernels (L and R of every channel), or each row of the global
-// tokenizer's projections as a side×side image.
+// The tokenizer's filters as tiles, each matrix on its own signed scale (blue < 0 < red): every
+// patch layer's kernels, L and R of every channel (a layer over Cin channels: its K×K slices side
+// by side, one per input channel), or each row of the global tokenizer's projections as a
+// side×side image.
 inline std::string filter_picture(const purevlm::vlm& model) {
-  struct tile_set { std::string name; std::size_t count, side; std::vector<float> values; };
+  struct tile_set {
+    std::string name;
+    std::size_t count, rows, cols;
+    std::vector<float> values;  // count tiles of rows × cols
+  };
   std::vector<tile_set> sets;
   const auto& ps = model.parameters();
   const auto& cfg = model.config();
@@ -180,34 +185,51 @@ inline std::string filter_picture(const purevlm::vlm& model) {
     const auto& e = ps.entries()[i];
     const auto v = ps.value(i);
     if (cfg.vision == purevlm::vision_mode::patches) {
-      if (e.name != "patch0_l" && e.name != "patch0_r") continue;
-      const std::size_t k = cfg.patches.layers[0].kernel;
-      sets.push_back({e.name + " (" + std::to_string(k) + "x" + std::to_string(k) + " kernels)", e.rows, k, {v.begin(), v.end()}});
+      for (std::size_t l = 0, in = 1; l < cfg.patches.layers.size(); in = cfg.patches.layers[l++].channels) {
+        if (e.name != "patch" + std::to_string(l) + "_l" && e.name != "patch" + std::to_string(l) + "_r") continue;
+        const std::size_t k = cfg.patches.layers[l].kernel;
+        tile_set t{e.name + " (" + std::to_string(e.rows) + " kernels of " + std::to_string(k) + "x" + std::to_string(k) +
+                       (in > 1 ? " over " + std::to_string(in) + " channels, side by side" : std::string()) + ")",
+                   e.rows, k, k * in, std::vector<float>(v.size())};
+        for (std::size_t o = 0; o < e.rows; ++o)  // columns are (ky, kx, c): tile column c·K + kx, row ky
+          for (std::size_t ky = 0; ky < k; ++ky)
+            for (std::size_t kx = 0; kx < k; ++kx)
+              for (std::size_t c = 0; c < in; ++c)
+                t.values[o * k * k * in + ky * k * in + c * k + kx] = v[o * e.cols + (ky * k + kx) * in + c];
+        sets.push_back(std::move(t));
+      }
     } else if (model.is_tokenizer_parameter(i) && e.cols == cfg.tokenizer.pixels) {
       const std::size_t side = std::size_t(std::lround(std::sqrt(double(e.cols))));
-      sets.push_back({e.name, e.rows, side, {v.begin(), v.end()}});
+      sets.push_back({e.name, e.rows, side, side, {v.begin(), v.end()}});
     }
   }
-  const double tile = 36, gap = 4, per_row = 12;
+  const double px_max = 7, width = 500;
   double height = 30;
-  for (const auto& t : sets) height += 24 + std::ceil(double(t.count) / per_row) * (tile + gap);
-  svg s(20 + per_row * (tile + gap), height);
+  auto layout = [&](const tile_set& t) {  // pixel size, tiles per row
+    const double px = std::min(px_max, 36.0 / double(t.rows));
+    const std::size_t per_row = std::max<std::size_t>(1, std::size_t(width / (double(t.cols) * px + 4)));
+    return std::pair{px, per_row};
+  };
+  for (const auto& t : sets) {
+    const auto [px, per_row] = layout(t);
+    height += 24 + std::ceil(double(t.count) / double(per_row)) * (double(t.rows) * px + 4);
+  }
+  svg s(width + 20, height);
   s.text(10, 20, "tokenizer filters (each matrix on its own scale: blue negative, white 0, red positive)", 12);
   double y = 30;
   for (const auto& t : sets) {
+    const auto [px, per_row] = layout(t);
     s.text(10, y + 16, t.name, 12);
     y += 24;
     float amax = 1e-9f;
     for (float v : t.values) amax = std::max(amax, std::abs(v));
-    const double px = tile / double(t.side);
     for (std::size_t f = 0; f < t.count; ++f) {
-      const double x0 = 10 + double(f % std::size_t(per_row)) * (tile + gap), y0 = y + double(f / std::size_t(per_row)) * (tile + gap);
-      for (std::size_t r = 0; r < t.side; ++r)
-        for (std::size_t c = 0; c < t.side; ++c)
-          s.rect(x0 + double(c) * px, y0 + double(r) * px, px + 0.05, px + 0.05,
-                 signed_colour(t.values[f * t.side * t.side + r * t.side + c] / amax));
+      const double x0 = 10 + double(f % per_row) * (double(t.cols) * px + 4), y0 = y + double(f / per_row) * (double(t.rows) * px + 4);
+      for (std::size_t r = 0; r < t.rows; ++r)
+        for (std::size_t c = 0; c < t.cols; ++c)
+          s.rect(x0 + double(c) * px, y0 + double(r) * px, px, px, signed_colour(t.values[(f * t.rows + r) * t.cols + c] / amax));
     }
-    y += std::ceil(double(t.count) / per_row) * (tile + gap);
+    y += std::ceil(double(t.count) / double(per_row)) * (double(t.rows) * px + 4);
   }
   return s.str();
 }
