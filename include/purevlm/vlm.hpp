@@ -22,5 +22,6 @@
 #include "data/words.hpp"
 #include "data/idx.hpp"
 #include "data/image.hpp"
+#include "data/numbers.hpp"
 #include "train.hpp"
 #include "checkpoint.hpp"
