@@ -105,7 +105,7 @@ void patch_tokenizer_forward_backward(benchmark::State& state) {
     const auto& l = cfg.layers[i];
     const std::size_t so = side + 2 * l.pad - l.kernel + 1;
     flop += 3 * 2 * double(so * so) * double(l.kernel * l.kernel * in) * double(2 * l.channels);
-    side = cfg.side_after(i);
+    side = cfg.cells_after(cfg.side, i);
     in = l.channels;
   }
   tape t;

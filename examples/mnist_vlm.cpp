@@ -565,9 +565,11 @@ int show(const options& o) {
   }
   fs::create_directories(o.out);
   const auto tr = model.trace(x);
-  const std::size_t side = model.config().vision == vision_mode::patches ? model.config().patches.side
-                                                                          : std::size_t(std::lround(std::sqrt(double(x.size()))));
-  write_text(o.out + "/input.svg", pictures::input_picture(x, side));
+  const auto& pc = model.config().patches;
+  const bool patches = model.config().vision == vision_mode::patches;
+  const std::size_t rows = patches ? pc.side : std::size_t(std::lround(std::sqrt(double(x.size())))),
+                    cols = patches ? pc.image_cols() : rows;
+  write_text(o.out + "/input.svg", pictures::input_picture(x, rows, cols));
   write_text(o.out + "/attention.svg", pictures::attention_picture(model, x, tr));
   write_text(o.out + "/filters.svg", pictures::filter_picture(model));
   const auto log = pictures::read_log(pictures::log_path(o.load));

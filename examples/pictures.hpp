@@ -84,10 +84,9 @@ private:
   std::string body_;
 };
 
-// A side×side grey image at (x, y), `scale` units per pixel, its values stretched from their
-// minimum (black) to their maximum (white).
-// (Or from lo to hi when given.)
-inline void draw_image(svg& s, double x, double y, std::span<const float> v, std::size_t side, double scale,
+// A rows×cols grey image at (x, y), `scale` units per pixel, its values stretched from their
+// minimum (black) to their maximum (white), or from lo to hi when given.
+inline void draw_image(svg& s, double x, double y, std::span<const float> v, std::size_t rows, std::size_t cols, double scale,
                        double lo = NAN, double hi = NAN) {
   if (std::isnan(lo)) {
     const auto [a, b] = std::minmax_element(v.begin(), v.end());
@@ -95,19 +94,19 @@ inline void draw_image(svg& s, double x, double y, std::span<const float> v, std
     hi = *b;
   }
   const double range = std::max(1e-6, hi - lo);
-  s.rect(x, y, double(side) * scale, double(side) * scale, gray(0));  // then only the pixels above black
-  for (std::size_t r = 0; r < side; ++r)
-    for (std::size_t c = 0; c < side; ++c)
-      if (const double g = (v[r * side + c] - lo) / range; g >= 0.5 / 255)
+  s.rect(x, y, double(cols) * scale, double(rows) * scale, gray(0));  // then only the pixels above black
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t c = 0; c < cols; ++c)
+      if (const double g = (v[r * cols + c] - lo) / range; g >= 0.5 / 255)
         s.rect(x + double(c) * scale, y + double(r) * scale, scale, scale, gray(g));
 }
 
 // The prepared image, enlarged.
-inline std::string input_picture(std::span<const float> x, std::size_t side) {
-  const double scale = 240.0 / double(side);
-  svg s(260, 280);
-  draw_image(s, 10, 30, x, side, scale);
-  s.text(10, 20, "the input as the model sees it (" + std::to_string(side) + "x" + std::to_string(side) + ")", 13);
+inline std::string input_picture(std::span<const float> x, std::size_t rows, std::size_t cols) {
+  const double scale = 240.0 / double(rows);
+  svg s(std::max(300.0, 20 + double(cols) * scale), 280);
+  draw_image(s, 10, 30, x, rows, cols, scale);
+  s.text(10, 20, "the input as the model sees it (" + std::to_string(rows) + "x" + std::to_string(cols) + ")", 13);
   return s.str();
 }
 
@@ -120,14 +119,16 @@ inline std::string input_picture(std::span<const float> x, std::size_t side) {
 inline std::string attention_picture(const purevlm::vlm& model, std::span<const float> x, const purevlm::vlm::attention_trace& tr) {
   const auto& cfg = model.config();
   const bool regions = cfg.vision == purevlm::vision_mode::patches;
-  const std::size_t side = cfg.patches.side, L = tr.layers, H = tr.heads, P = tr.positions;
-  const double img = 150, pad = 16, strip_h = 16, panel_w = img + pad, panel_h = img + strip_h + 44;
+  const std::size_t rows = regions ? cfg.patches.side : 14, cols = regions ? cfg.patches.image_cols() : 14;
+  const std::size_t L = tr.layers, H = tr.heads, P = tr.positions;
+  const double img = 150, img_w = img * double(cols) / double(rows), pad = 16, strip_h = 16, panel_w = img_w + pad,
+               panel_h = img + strip_h + 44;
   const std::size_t panels = H + 1;
   svg s(pad + double(panels) * panel_w, 40 + double(std::max<std::size_t>(1, tr.letters.size())) * panel_h);
   s.text(pad, 22, "\"" + tr.word + "\": attention of each letter's step (last layer), per head and their mean", 14);
-  const double scale = img / double(side);
+  const double scale = img / double(rows);
   const auto foot = cfg.patches.token_footprint();
-  const std::size_t grid = regions ? std::size_t(std::lround(std::sqrt(double(cfg.patches.tokens())))) : 0;
+  const std::size_t grid = regions ? cfg.patches.grid_cols() : 0;  // tokens are row-major over the grid
   const std::size_t strip_first = regions ? cfg.vision_positions : 0;  // positions drawn in the strip
   for (std::size_t j = 0; j < tr.letters.size(); ++j) {
     const auto& a = tr.letters[j];
@@ -143,7 +144,7 @@ inline std::string attention_picture(const purevlm::vlm& model, std::span<const 
       s.open_group("class=\"panel\" data-letter=\"" + escape(a.letter) + "\" data-head=\"" + (p == H ? std::string("mean") : std::to_string(p)) + "\"");
       const double wmax = std::max(1e-9, *std::max_element(w.begin(), w.end()));
       if (regions) {
-        draw_image(s, x0, top, x, side, scale);
+        draw_image(s, x0, top, x, rows, cols, scale);
         for (std::size_t t = 0; t < cfg.vision_positions; ++t) {
           const double cx = foot.first + foot.step * double(t % grid), cy = foot.first + foot.step * double(t / grid);
           const double half = foot.step / 2;
@@ -151,11 +152,11 @@ inline std::string attention_picture(const purevlm::vlm& model, std::span<const 
                  "fill-opacity=\"" + num(0.85 * w[t] / wmax, 3) + "\" data-weight=\"" + num(w[t], 6) + "\"");
         }
       } else {
-        s.rect(x0, top, img, img, "#f4f4f4");
-        s.text(x0 + img / 2, top + img / 2, "no image regions", 10, "middle");
+        s.rect(x0, top, img_w, img, "#f4f4f4");
+        s.text(x0 + img_w / 2, top + img / 2, "no image regions", 10, "middle");
       }
       const std::size_t cells = seen - strip_first;
-      const double cw = img / double(std::max<std::size_t>(cells, 1));
+      const double cw = img_w / double(std::max<std::size_t>(cells, 1));
       for (std::size_t t = strip_first; t < seen; ++t)
         s.rect(x0 + double(t - strip_first) * cw, top + img + 4, cw, strip_h - 4, "#1f77b4",
                "fill-opacity=\"" + num(0.1 + 0.9 * w[t] / wmax, 3) + "\" data-weight=\"" + num(w[t], 6) + "\"");
@@ -382,7 +383,7 @@ inline std::string confusion_map(const std::vector<std::string>& names, const st
 inline std::string digit_picture(std::span<const std::uint8_t> img, const std::string& top, const std::string& bottom) {
   svg s(120, 150);
   const std::vector<float> v(img.begin(), img.end());
-  draw_image(s, 4, 18, v, 28, 4, 0, 255);
+  draw_image(s, 4, 18, v, 28, 28, 4, 0, 255);
   s.text(4, 12, top, 11).text(4, 146, bottom, 11);
   return s.str();
 }

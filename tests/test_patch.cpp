@@ -124,6 +124,56 @@ TEST_CASE("the default preset is a patch model within the seed's budget; a small
   }, 60), 1e-6);
 }
 
+TEST_CASE("a wide image (numbers): a rectangular token grid, gradients checked, and its config saved and read back") {
+  vlm_config wide = vlm_config::standard();
+  wide.preset = "wide";
+  wide.patches = {.side = 8, .cols = 20, .layers = {{.kernel = 3, .channels = 3, .pad = 1, .pool = 2, .stride = 2},
+                                                    {.kernel = 2, .channels = 8, .pad = 0, .pool = 2, .stride = 1}}};
+  wide.gpt.n_embd = 8;
+  wide.gpt.n_head = 2;
+  wide.gpt.mlp_hidden = 8;
+  CHECK(wide.patches.grid_rows() == 2);  // 8 → 4 → 3 → 2
+  CHECK(wide.patches.grid_cols() == 8);  // 20 → 10 → 9 → 8
+  CHECK(wide.pixels() == 160);
+  basic_vlm<double> model(wide, vocabulary(mnist_class_names()), 3);
+  CHECK(model.config().vision_positions == 16);
+  std::vector<double> img(160);
+  rng g(7);
+  for (double& v : img) v = std::abs(g.normal());
+  const auto text = model.vocab().encode("two");
+  PUREVLM_REQUIRE_GRADCHECK(gradcheck(model.parameters(), [&](auto& t, auto&) { return model.forward(t, img, text).loss; }, 60),
+                            1e-6);
+  basic_tape<double> t;
+  CHECK(has(error_of([&] { (void)model.forward(t, std::span<const double>(img).first(64), text); }), "8x20"));
+
+  test::temp_dir d;
+  vlm saved(wide, vocabulary(mnist_class_names()), 4);
+  save_model(d.at("wide.ckpt"), saved);
+  const vlm back = load_model(d.at("wide.ckpt"));
+  CHECK(back.config().patches.cols == 20);
+  CHECK(std::ranges::equal(back.parameters().values(), saved.parameters().values()));
+}
+
+TEST_CASE("a version 2 checkpoint (square patch images, no column count) still loads") {
+  // tests/data/checkpoint_v2_patches.ckpt: written by purevlm 0.3.0 with save_model() for this
+  // config and seed 11, before version 3 added the column count
+  const checkpoint c = read_checkpoint(std::string(PUREVLM_TEST_DATA) + "/checkpoint_v2_patches.ckpt");
+  CHECK(c.version == 2);
+  CHECK(c.config.preset == "tiny-patches");
+  CHECK(c.config.patches.side == 8);
+  CHECK(c.config.patches.cols == 0);
+  CHECK(c.config.patches.image_cols() == 8);
+  vlm_config want;
+  want.preset = "tiny-patches";
+  want.vision = vision_mode::patches;
+  want.patches = {.side = 8, .layers = {{.kernel = 3, .channels = 4, .pad = 1, .pool = 2, .stride = 2}}};
+  want.vision_positions = 16;
+  want.gpt = {.n_embd = 4, .n_head = 2, .mlp_hidden = 8};
+  const vlm fresh(want, vocabulary(mnist_class_names()), 11);
+  const vlm back = load_model(std::string(PUREVLM_TEST_DATA) + "/checkpoint_v2_patches.ckpt");
+  CHECK(std::ranges::equal(back.parameters().values(), fresh.parameters().values()));
+}
+
 TEST_CASE("patch configs that do not fit are refused with the sizes") {
   patch_config c{.side = 6, .layers = {{.kernel = 7, .channels = 4}}};
   CHECK(has(error_of([&] { c.validate(); }), "7x7 patches"));

@@ -9,9 +9,10 @@
 // the directory is synced too, so neither a crash nor a power cut leaves half a checkpoint where
 // a good one was. Layout (host byte order, little-endian on every machine purevlm targets):
 //   "PUREVLM\x1a" | u32 version | u64 payload bytes | u64 checksum | payload
-// payload (version 2): preset | class names | config | u32 value bytes | table | values |
-//   u8 training | [Adam step, moments | RNG state | run state]. Version 1 (purevlm 0.1-0.2) had no
-//   config (the preset's name stood for it) and no training byte (it always held the run).
+// payload (version 3): preset | class names | config | u32 value bytes | table | values |
+//   u8 training | [Adam step, moments | RNG state | run state]. Version 2 (purevlm 0.2-0.3) lacked
+//   the patch image's column count (its images were square); version 1 (0.1-0.2) had no config
+//   (the preset's name stood for it) and no training byte (it always held the run).
 #pragma once
 
 #include <cerrno>
@@ -43,7 +44,7 @@ struct run_state {
 
 namespace detail {
 inline constexpr char checkpoint_magic[8] = {'P', 'U', 'R', 'E', 'V', 'L', 'M', '\x1a'};
-inline constexpr std::uint32_t checkpoint_version = 2;
+inline constexpr std::uint32_t checkpoint_version = 3;
 
 inline std::uint64_t fnv1a(const std::string& bytes) {
   std::uint64_t h = 0xcbf29ce484222325ull;
@@ -104,13 +105,15 @@ private:
   std::size_t base_, at_ = 0;
 };
 
-// Every field of a vlm_config but the preset's name, in the order checkpoints store them: f is
-// called on each (and on the two lists), so one list serves writing and reading.
+// Every field of a vlm_config but the preset's name, in the order checkpoints of `version` store
+// them: f is called on each (and on the two lists), so one list serves writing and reading.
 template <class C, class F>
-void config_fields(C& c, F&& f) {
+void config_fields(C& c, std::uint32_t version, F&& f) {
   f(c.tokenizer.pixels); f(c.tokenizer.bae_rank); f(c.tokenizer.tensor_tokens); f(c.tokenizer.direct);
   f(c.tokenizer.reconstruction);
-  f(c.patches.side); f(c.patches.layers);
+  f(c.patches.side);
+  if (version >= 3) f(c.patches.cols);
+  f(c.patches.layers);
   f(c.gpt.vocab); f(c.gpt.block_size); f(c.gpt.n_layer); f(c.gpt.n_embd); f(c.gpt.n_head); f(c.gpt.mlp_hidden);
   f(c.gpt.score); f(c.gpt.tensor_factors);
   f(c.vision); f(c.vision_positions); f(c.recon_weight);
@@ -118,7 +121,7 @@ void config_fields(C& c, F&& f) {
   f(c.train.lr.total); f(c.train.shuffle); f(c.train.clip_matrix); f(c.train.clip_global); f(c.train.shift);
 }
 inline void write_config(byte_writer& w, const vlm_config& c) {
-  config_fields(c, [&](const auto& v) {
+  config_fields(c, checkpoint_version, [&](const auto& v) {
     using V = std::decay_t<decltype(v)>;
     if constexpr (std::is_same_v<V, std::vector<direct_feature>>) {
       w.pod(std::uint64_t(v.size()));
@@ -135,7 +138,7 @@ inline void write_config(byte_writer& w, const vlm_config& c) {
   });
 }
 // Reads a config back, every value bounded: a crafted file must not size a model of terabytes.
-inline vlm_config read_config(byte_reader& r, const std::string& name) {
+inline vlm_config read_config(byte_reader& r, const std::string& name, std::uint32_t version) {
   vlm_config c;
   auto corrupt = [&](const std::string& what) { throw error(name + ": corrupt checkpoint: config " + what + " near offset " + std::to_string(r.offset())); };
   auto number = [&](std::int64_t max) {
@@ -144,7 +147,7 @@ inline vlm_config read_config(byte_reader& r, const std::string& name) {
     return x;
   };
   constexpr std::int64_t dim = 1 << 16;  // any one size
-  config_fields(c, [&](auto& v) {
+  config_fields(c, version, [&](auto& v) {
     using V = std::decay_t<decltype(v)>;
     if constexpr (std::is_same_v<V, std::vector<direct_feature>>) {
       v.resize(std::size_t(number(8)));
@@ -299,8 +302,8 @@ inline checkpoint read_checkpoint(std::istream& f, const std::string& path) {
   std::memcpy(&version, head.data() + 8, 4);
   std::memcpy(&size, head.data() + 12, 8);
   std::memcpy(&sum, head.data() + 20, 8);
-  if (version != 1 && version != detail::checkpoint_version)
-    throw error(path + ": checkpoint version " + std::to_string(version) + ", this purevlm reads versions 1 and " +
+  if (version < 1 || version > detail::checkpoint_version)
+    throw error(path + ": checkpoint version " + std::to_string(version) + ", this purevlm reads versions 1 to " +
                 std::to_string(detail::checkpoint_version));
   f.seekg(0, std::ios::end);
   const std::uint64_t file_size = std::uint64_t(f.tellg());
@@ -324,7 +327,7 @@ inline checkpoint read_checkpoint(std::istream& f, const std::string& path) {
   if (n == 0 || n > 1000) throw error(path + ": corrupt checkpoint: " + std::to_string(n) + " class names (1..1000)");
   // class names size the model (vocabulary, block): keep them to names, not megabytes
   for (std::uint64_t i = 0; i < n; ++i) c.class_names.push_back(r.str(64));
-  c.config = version == 1 ? vlm_config::named(c.preset) : detail::read_config(r, path);  // 1: presets only
+  c.config = version == 1 ? vlm_config::named(c.preset) : detail::read_config(r, path, version);  // 1: presets only
   c.config.preset = c.preset;
   c.table_at = r.offset() - c.payload_offset;
   return c;

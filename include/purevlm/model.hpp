@@ -83,7 +83,7 @@ struct vlm_config {
     return tokenizer.parameter_count() + 2 * gpt.n_embd * in + gpt.parameter_count();
   }
   // Values in the image the model takes (prepared: pooled, normalised).
-  std::size_t pixels() const { return vision == vision_mode::patches ? patches.side * patches.side : tokenizer.pixels; }
+  std::size_t pixels() const { return vision == vision_mode::patches ? patches.side * patches.image_cols() : tokenizer.pixels; }
   void validate() const {
     gpt.validate();
     if (vision == vision_mode::patches) {
@@ -294,8 +294,9 @@ private:
   }
   vision_result vision(basic_tape<T>& t, std::span<const T> image, std::span<T> grads, bool with_recon = true) const {
     if (image.size() != cfg_.pixels())
-      throw error("vlm: image of " + std::to_string(image.size()) + " values, the model takes " +
-                  std::to_string(cfg_.pixels()) + " (pooled 14x14)");
+      throw error("vlm: image of " + std::to_string(image.size()) + " values, the model takes " + std::to_string(cfg_.pixels()) +
+                  (patches_ ? " (" + std::to_string(cfg_.patches.side) + "x" + std::to_string(cfg_.patches.image_cols()) + ")"
+                            : std::string(" (prepare() pools a 28x28 digit to 14x14)")));
     var x = t.input(image, 1, image.size());
     if (patches_) return {gpt_.add_positions(t, params_, grads, patches_->forward(t, params_, grads, x), 0), {}, false};
     auto tok = tokenizer_->forward(t, params_, grads, x, with_recon);

@@ -175,19 +175,23 @@ struct patch_layer {
 };
 
 struct patch_config {
-  std::size_t side = 14;             // the input image is side × side, one channel
+  std::size_t side = 14;             // the input image's rows, one channel
+  std::size_t cols = 0;              // and its columns; 0: side, a square image
   std::vector<patch_layer> layers;   // applied in order; the last grid's cells are the tokens
 
-  // The grid side after each layer; the last is the token grid's.
-  std::size_t side_after(std::size_t layer) const {
-    std::size_t s = side;
+  std::size_t image_cols() const { return cols ? cols : side; }
+  // A grid of n cells along one direction after layer `layer` (the same in both directions).
+  std::size_t cells_after(std::size_t n, std::size_t layer) const {
     for (std::size_t i = 0; i <= layer; ++i) {
       const auto& l = layers[i];
-      s = (s + 2 * l.pad - l.kernel + 1 - l.pool) / l.stride + 1;
+      n = (n + 2 * l.pad - l.kernel + 1 - l.pool) / l.stride + 1;
     }
-    return s;
+    return n;
   }
-  std::size_t tokens() const { return layers.empty() ? 0 : side_after(layers.size() - 1) * side_after(layers.size() - 1); }
+  // The token grid: rows × columns of the last layer's grid.
+  std::size_t grid_rows() const { return layers.empty() ? 0 : cells_after(side, layers.size() - 1); }
+  std::size_t grid_cols() const { return layers.empty() ? 0 : cells_after(image_cols(), layers.size() - 1); }
+  std::size_t tokens() const { return grid_rows() * grid_cols(); }
   // Where the tokens look in the input image (for pictures): token (row, col) of the last grid sees
   // the input pixels centred at first + step·(row, col), a square `extent` pixels wide.
   struct footprint {
@@ -211,17 +215,19 @@ struct patch_config {
     return n;
   }
   void validate() const {
-    std::size_t s = side;
+    std::size_t r = side, c = image_cols();
     for (std::size_t i = 0; i < layers.size(); ++i) {
       const auto& l = layers[i];
       const std::string at = "patch_config.layers[" + std::to_string(i) + "]: ";
       if (l.kernel == 0 || l.channels == 0 || l.pool == 0 || l.stride == 0)
         throw error(at + "kernel, channels, pool and stride must be at least 1");
       if (l.pad >= l.kernel) throw error(at + "pad " + std::to_string(l.pad) + " must be less than the kernel " + std::to_string(l.kernel));
-      if (l.kernel > s + 2 * l.pad || s + 2 * l.pad - l.kernel + 1 < l.pool)
-        throw error(at + std::to_string(l.kernel) + "x" + std::to_string(l.kernel) + " patches (pad " + std::to_string(l.pad) +
-                    ") then pool " + std::to_string(l.pool) + " do not fit a " + std::to_string(s) + "x" + std::to_string(s) + " grid");
-      s = side_after(i);
+      for (std::size_t s : {r, c})
+        if (l.kernel > s + 2 * l.pad || s + 2 * l.pad - l.kernel + 1 < l.pool)
+          throw error(at + std::to_string(l.kernel) + "x" + std::to_string(l.kernel) + " patches (pad " + std::to_string(l.pad) +
+                      ") then pool " + std::to_string(l.pool) + " do not fit a " + std::to_string(r) + "x" + std::to_string(c) + " grid");
+      r = cells_after(side, i);
+      c = cells_after(image_cols(), i);
     }
   }
 };
@@ -245,23 +251,25 @@ public:
     }
   }
 
-  // x[1, side²] → tokens [grid², C_last], one per region, row-major over the grid.
+  // x[1, side·cols] → tokens [grid rows · grid cols, C_last], one per region, row-major.
   var forward(basic_tape<T>& t, const basic_parameters<T>& ps, std::span<T> grads, var x) const {
-    if (t.size(x) != cfg_.side * cfg_.side)
-      throw error("patch tokenizer: image of " + std::to_string(t.size(x)) + " values, config.side² is " +
-                  std::to_string(cfg_.side * cfg_.side));
+    const std::size_t H0 = cfg_.side, W0 = cfg_.image_cols();
+    if (t.size(x) != H0 * W0)
+      throw error("patch tokenizer: image of " + std::to_string(t.size(x)) + " values, the config's is " +
+                  std::to_string(H0) + "x" + std::to_string(W0));
     var h = reshape(t, x, t.size(x), 1);  // [P, 1]: one channel
-    std::size_t s = cfg_.side;
+    std::size_t H = H0, W = W0;
     for (std::size_t i = 0; i < cfg_.layers.size(); ++i) {
       const auto& l = cfg_.layers[i];
-      var cols = patches(t, h, s, s, l.kernel, l.pad);
-      const std::size_t so = s + 2 * l.pad - l.kernel + 1;
+      var cols = patches(t, h, H, W, l.kernel, l.pad);
+      const std::size_t Ho = H + 2 * l.pad - l.kernel + 1, Wo = W + 2 * l.pad - l.kernel + 1;
       const var w[2] = {t.parameter(ps, weights_[i].first, grads), t.parameter(ps, weights_[i].second, grads)},
                 in[2] = {cols, cols};
       h = product_of_projections<T>(t, w, in);  // (L·patch) ⊙ (R·patch): a BAE on every patch
-      if (l.pool > 1 || l.stride > 1) h = avgpool(t, h, so, so, l.pool, l.stride);
+      if (l.pool > 1 || l.stride > 1) h = avgpool(t, h, Ho, Wo, l.pool, l.stride);
       h = channel_rmsnorm(t, h, T(1e-12));
-      s = cfg_.side_after(i);
+      H = cfg_.cells_after(H0, i);
+      W = cfg_.cells_after(W0, i);
     }
     return h;
   }
