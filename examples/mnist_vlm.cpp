@@ -11,6 +11,7 @@
 
 #include "pictures.hpp"
 
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -36,7 +37,8 @@ struct usage_error : std::runtime_error {
 
 // ---- command line ----
 struct options {
-  std::string command, data, dataset = "mnist", preset = "default", save, resume, load, report, out, image;
+  std::string command, data, dataset = "mnist", task = "digits", preset = "default", save, resume, load, report, out, image;
+  bool preset_given = false;
   std::optional<std::int64_t> steps, epochs;
   std::optional<std::size_t> index;
   std::optional<std::size_t> batch;
@@ -50,11 +52,12 @@ struct options {
 
 const std::map<std::string, std::string> help_text = {
     {"train",
-     "usage: mnist_vlm train [--data DIR] [--dataset mnist|fashion] [--preset seed|default]\n"
+     "usage: mnist_vlm train [--data DIR] [--dataset mnist|fashion] [--task digits|numbers] [--preset seed|default|numbers]\n"
      "                       [--steps N | --epochs E] [--batch B] [--lr LR] [--threads T] [--seed S]\n"
      "                       [--save FILE] [--save-every N] [--resume FILE] [--json]\n"
      "Trains the preset, saves it (default: purevlm-<preset>.ckpt) every N steps (2000) and at the end,\n"
-     "then evaluates it on the whole test set.\n"},
+     "then evaluates it on the whole test set. --task numbers: whole numbers 0..999 made of MNIST digits,\n"
+     "written in words (\"forty-two\"); its preset is numbers, its test set 10,000 numbers of test digits.\n"},
     {"eval",
      "usage: mnist_vlm eval --load FILE [--data DIR] [--limit N] [--shift P] [--constrained] [--json]\n"
      "                      [--report FILE.html]\n"
@@ -113,7 +116,8 @@ options parse(int argc, char** argv) {
     else if (a == "--data" && o.command != "say") o.data = value();
     else if (a == "--load" && o.command != "train") o.load = value();
     else if (o.command == "train" && a == "--dataset") o.dataset = value();
-    else if (o.command == "train" && a == "--preset") o.preset = value();
+    else if (o.command == "train" && a == "--preset") { o.preset = value(); o.preset_given = true; }
+    else if (o.command == "train" && a == "--task") o.task = value();
     else if (o.command == "train" && a == "--steps") o.steps = parse_number<std::int64_t>(a, value());
     else if (o.command == "train" && a == "--epochs") o.epochs = parse_number<std::int64_t>(a, value());
     else if (o.command == "train" && a == "--batch") o.batch = parse_number<std::size_t>(a, value());
@@ -139,6 +143,8 @@ options parse(int argc, char** argv) {
   if (o.shift > 27) throw usage_error("--shift moves a 28x28 digit by 0..27 pixels, got " + std::to_string(o.shift));
   if (o.batch && *o.batch == 0) throw usage_error("--batch must be at least 1");
   if (o.dataset != "mnist" && o.dataset != "fashion") throw usage_error("--dataset is mnist or fashion, got '" + o.dataset + "'");
+  if (o.task != "digits" && o.task != "numbers") throw usage_error("--task is digits or numbers, got '" + o.task + "'");
+  if (o.task == "numbers" && o.dataset != "mnist") throw usage_error("--task numbers is made of MNIST digits: drop --dataset " + o.dataset);
   if (o.command != "train" && o.load.empty()) throw usage_error(o.command + " needs --load FILE\n" + help_text.at(o.command));
   if (o.command == "say" && o.images.empty()) throw usage_error("say needs at least one IMAGE.pgm\n" + help_text.at("say"));
   if (o.command == "show" && (o.out.empty() || o.image.empty() == !o.index))
@@ -277,6 +283,60 @@ report evaluate(const vlm& model, const labeled_images& test, std::size_t limit,
   return r;
 }
 
+// ---- the numbers task ----
+// The fixed test set: numbers 0..9999 of this seed, made of test digits.
+constexpr std::uint64_t numbers_test_seed = 1000;
+bool is_numbers_model(const vlm& model) { return model.vocab().class_names() == number_class_names(); }
+
+struct numbers_report {
+  std::size_t n = 0, correct = 0, valid = 0;
+  std::array<std::size_t, 4> n_by_digits{}, correct_by_digits{};
+  std::array<std::size_t, 3> wrong_digit_at{};  // same number of digits, this position wrong (left to right)
+  std::size_t wrong_length = 0;                 // a valid number of another length
+};
+numbers_report evaluate_numbers(const vlm& model, const labeled_images& test, std::size_t limit, bool quiet) {
+  const number_images make(test, numbers_test_seed);
+  numbers_report r;
+  r.n = limit ? std::min<std::size_t>(limit, 10000) : 10000;
+  std::vector<float> x(model.config().pixels());
+  tape t;
+  std::vector<std::string> shown;
+  for (std::size_t i = 0; i < r.n; ++i) {
+    const number_image im = make(i);
+    prepare<float>(x, im.pixels, number_images::rows, make.width());
+    const std::string said = model.generate(t, x), want = number_words(im.value), digits = std::to_string(im.value);
+    const bool ok = said == want;
+    r.correct += ok;
+    r.n_by_digits[digits.size()]++;
+    r.correct_by_digits[digits.size()] += ok;
+    const auto v = number_from_words(said);
+    r.valid += v.has_value();
+    if (v && !ok) {
+      const std::string got = std::to_string(*v);
+      if (got.size() != digits.size()) r.wrong_length++;
+      else
+        for (std::size_t k = 0; k < got.size(); ++k) r.wrong_digit_at[k] += got[k] != digits[k];
+    }
+    if (!ok && shown.size() < 8) shown.push_back(digits + " → \"" + said + "\"" + (v ? "" : " (not a number)"));
+  }
+  if (quiet) return r;
+  const double p = double(r.correct) / double(r.n);
+  const auto [lo, hi] = wilson(p, r.n);
+  std::printf("test numbers: %zu (made of test digits)\nexact words: %.2f%%  (95%% interval %.2f–%.2f%%)\n", r.n, 100 * p,
+              100 * lo, 100 * hi);
+  for (std::size_t d = 1; d <= 3; ++d)
+    std::printf("  %zu digit%s %6.2f%%  (%zu numbers)\n", d, d > 1 ? "s:" : ": ",
+                r.n_by_digits[d] ? 100.0 * double(r.correct_by_digits[d]) / double(r.n_by_digits[d]) : 0.0, r.n_by_digits[d]);
+  std::printf("outputs that are number words: %.2f%%\n", 100.0 * double(r.valid) / double(r.n));
+  std::printf("misread digit, when the length was right: first %zu, second %zu, third %zu; wrong length %zu\n",
+              r.wrong_digit_at[0], r.wrong_digit_at[1], r.wrong_digit_at[2], r.wrong_length);
+  if (!shown.empty()) {
+    std::printf("some mistakes:\n");
+    for (const auto& m : shown) std::printf("  %s\n", m.c_str());
+  }
+  return r;
+}
+
 // ---- progress ----
 class progress {
 public:
@@ -390,7 +450,8 @@ void write_report(const std::string& path, const std::string& checkpoint, const 
 
 // ---- commands ----
 int train(const options& o) {
-  vlm_config cfg = vlm_config::named(o.preset);
+  bool numbers = o.task == "numbers";
+  vlm_config cfg = vlm_config::named(numbers && !o.preset_given ? "numbers" : o.preset);
   std::string dataset = o.dataset;
   std::optional<checkpoint> resumed;
   if (!o.resume.empty()) {
@@ -399,7 +460,9 @@ int train(const options& o) {
       throw error(o.resume + " holds preset '" + resumed->preset + "'; pass --preset " + resumed->preset + " to resume it");
     cfg = resumed->config;  // the run's own config, whatever this version's preset is
     dataset = resumed->class_names == fashion_mnist_class_names() ? "fashion" : "mnist";
+    numbers = resumed->class_names == number_class_names();
   }
+  const std::vector<std::string> class_names = numbers ? number_class_names() : class_names_for(dataset);
   const std::string dir = find_data(o, dataset);
   std::fprintf(stderr, "reading %s from %s\n", dataset.c_str(), dir.c_str());
   const labeled_images train_set = read_idx_split(dir, "train"), test_set = read_idx_split(dir, "t10k");
@@ -408,7 +471,7 @@ int train(const options& o) {
   if (o.lr) cfg.train.lr.lr = *o.lr;
   if (o.steps) cfg.train.steps = *o.steps;
   if (o.epochs) cfg.train.steps = std::max<std::int64_t>(1, *o.epochs * std::int64_t(train_set.size()) / std::int64_t(cfg.train.batch));
-  vlm model(cfg, vocabulary(class_names_for(dataset)), o.seed);
+  vlm model(cfg, vocabulary(class_names), o.seed);
   run_state run{.step = 0, .total_steps = cfg.train.steps, .seed = o.seed, .batch = cfg.train.batch};
   if (resumed) {
     restore(*resumed, model, nullptr, &run, &model.init_rng());  // weights and where the run stands
@@ -416,9 +479,16 @@ int train(const options& o) {
     if (cfg.train.steps != run.total_steps || cfg.train.batch != run.batch)
       std::fprintf(stderr, "note: the run was planned as %lld steps of batch %llu; its schedule changes\n",
                    (long long)run.total_steps, (unsigned long long)run.batch);
-    model = vlm(cfg, vocabulary(class_names_for(dataset)), o.seed);
+    model = vlm(cfg, vocabulary(class_names), o.seed);
   }
-  trainer tr(model, train_set, run.seed, o.threads);  // a resumed run keeps its own seed: same samples
+  // a resumed run keeps its own seed: the same samples
+  const number_images train_numbers(train_set, run.seed);
+  auto make_number = [&](std::uint64_t g) {
+    number_image im = train_numbers(g);
+    return made_sample{std::move(im.pixels), std::size_t(im.value)};
+  };
+  trainer tr = numbers ? trainer(model, make_number, number_images::rows, train_numbers.width(), run.seed, o.threads)
+                       : trainer(model, train_set, run.seed, o.threads);
   if (tr.threads() < o.threads)
     std::fprintf(stderr, "note: %zu threads for batches of %zu samples: %zu of them have work\n", o.threads,
                  cfg.train.batch, tr.threads());
@@ -472,7 +542,15 @@ int train(const options& o) {
   const double secs = std::chrono::duration<double>(clock_type::now() - start).count();
   const double rate = double(total - first) * double(cfg.train.batch) / std::max(secs, 1e-9);
   std::fprintf(stderr, "trained in %.1f s (%.0f samples/s); saved %s\n", secs, rate, save.c_str());
-  const report r = evaluate(model, test_set, 0, 0, false, false);
+  report r;
+  if (numbers) {
+    const numbers_report nr = evaluate_numbers(model, test_set, 0, false);
+    r.n = nr.n;
+    r.correct = nr.correct;
+    r.invalid = nr.n - nr.valid;
+  } else {
+    r = evaluate(model, test_set, 0, 0, false, false);
+  }
   auto last = pictures::read_log(log.path());
   if (!last.empty()) {
     last.back().test_accuracy = double(r.correct) / double(r.n);
@@ -493,6 +571,22 @@ int eval(const options& o) {
   const vlm model = load_model(o.load);
   const std::string dataset = model.vocab().class_names() == fashion_mnist_class_names() ? "fashion" : "mnist";
   const labeled_images test_set = read_idx_split(find_data(o, dataset), "t10k");
+  if (is_numbers_model(model)) {
+    if (o.shift || o.constrained || !o.report.empty())
+      throw usage_error("--shift, --constrained and --report are for the digits task; " + o.load + " reads numbers");
+    const numbers_report r = evaluate_numbers(model, test_set, o.limit, false);
+    if (o.json) {
+      std::map<std::string, std::string> f = {{"test_accuracy", std::to_string(double(r.correct) / double(r.n))},
+                                              {"n_test", std::to_string(r.n)}, {"params", std::to_string(model.parameter_count())},
+                                              {"preset", json_string(model.config().preset)},
+                                              {"valid_number_words", std::to_string(double(r.valid) / double(r.n))}};
+      for (std::size_t d = 1; d <= 3; ++d)
+        f["accuracy_" + std::to_string(d) + "_digits"] =
+            std::to_string(r.n_by_digits[d] ? double(r.correct_by_digits[d]) / double(r.n_by_digits[d]) : 0.0);
+      print_json(f);
+    }
+    return 0;
+  }
   const report r = evaluate(model, test_set, o.limit, o.shift, o.constrained, false);
   if (!o.report.empty()) {
     write_report(o.report, o.load, model, test_set, r, o.shift);

@@ -111,3 +111,42 @@ TEST_CASE("number images: made of the right digits from the given split, the sam
   for (auto& l : no_five.labels) if (l == 5) l = 4;
   CHECK_THROWS_WITH(number_images(no_five, 1), doctest::Contains("no image of the digit 5"));
 }
+
+TEST_CASE("a trainer on made samples (the numbers stream): learns, and is bit-identical whatever the thread count") {
+  // the synthetic digits again (a block of value 20·(d+1)), made into numbers on a 28x84 canvas
+  labeled_images digits;
+  digits.images.count = 10; digits.images.rows = 28; digits.images.cols = 28;
+  digits.images.pixels.assign(10 * 784, 0);
+  for (std::size_t d = 0; d < 10; ++d) {
+    digits.labels.push_back(std::uint8_t(d));
+    for (std::size_t r = 4; r < 24; ++r) digits.images.pixels[d * 784 + r * 28 + 4 + 2 * d] = 255;  // a bar per digit
+  }
+  const number_images make(digits, 3);
+  const sample_maker maker = [&](std::uint64_t g) {
+    number_image im = make(g);
+    return made_sample{std::move(im.pixels), std::size_t(im.value % 10)};  // the last digit's name, small and quick
+  };
+  vlm_config c = vlm_config::numbers();
+  c.train.batch = 4;
+  c.train.lr.warmup = 5;
+  auto run = [&](std::size_t threads, int steps, double* first = nullptr, double* last = nullptr) {
+    vlm m(c, vocabulary(mnist_class_names()), 5);
+    trainer tr(m, maker, 28, 84, 9, threads);
+    for (int i = 0; i < steps; ++i) {
+      const auto s = tr.step();
+      REQUIRE(s.finite);
+      if (first && i < 10) *first += s.loss / 10;
+      if (last && i >= steps - 10) *last += s.loss / 10;
+    }
+    return std::vector<float>(m.parameters().values().begin(), m.parameters().values().end());
+  };
+  CHECK(run(1, 6) == run(2, 6));
+  double first = 0, last = 0;
+  run(2, 150, &first, &last);
+  CHECK(last < 0.5 * first);
+  // a made sample of the wrong size is refused, naming it
+  const sample_maker bad = [](std::uint64_t) { return made_sample{std::vector<std::uint8_t>(10), 1}; };
+  vlm m(c, vocabulary(mnist_class_names()), 5);
+  trainer tr(m, bad, 28, 84, 9, 1);
+  CHECK_THROWS_WITH(tr.step(), doctest::Contains("sample 0 was made with 10 pixels"));
+}

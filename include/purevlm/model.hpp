@@ -70,11 +70,23 @@ struct vlm_config {
                .shuffle = true, .clip_matrix = 0, .clip_global = 5.0, .shift = 3};
     return c;
   }
-  // "seed" or "default"
+  // The numbers task (data/numbers.hpp): the default's patch layers over a 14x42 image (28x84
+  // numbers pooled), so a 4x18 grid of 72 regions, each seeing part of one or two digits; the
+  // default's GPT. 120,000 steps of 32 made numbers (3.8 million, none seen twice).
+  static vlm_config numbers() {
+    vlm_config c = standard();
+    c.preset = "numbers";
+    c.patches.cols = 42;
+    c.train.steps = 120000;
+    c.train.shift = 0;  // the numbers are placed and jittered when they are made
+    return c;
+  }
+  // "seed", "default" or "numbers"
   static vlm_config named(const std::string& preset) {
     if (preset == "seed") return seed();
     if (preset == "default") return standard();
-    throw error("unknown preset '" + preset + "': choose seed or default");
+    if (preset == "numbers") return numbers();
+    throw error("unknown preset '" + preset + "': choose seed, default or numbers");
   }
   // Parameters a model of this config holds (gpt.vocab and block_size as fitted to its vocabulary).
   std::size_t parameter_count() const {

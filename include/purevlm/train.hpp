@@ -108,32 +108,32 @@ struct step_stats {
   bool finite = true;                         // false: a loss, gradient or parameter became NaN/Inf
 };
 
+// A made-up training sample: its image (light ink on black, rows × cols bytes) and class.
+struct made_sample {
+  std::vector<std::uint8_t> pixels;
+  std::size_t label = 0;
+};
+// Makes sample g of a run (g = 0, 1, 2, …), the same for the same g, from any thread.
+using sample_maker = std::function<made_sample(std::uint64_t)>;
+
 template <std::floating_point T>
 class basic_trainer {
 public:
+  // Trains on a data set, epoch after epoch (shuffled per epoch when the config says so).
   basic_trainer(basic_vlm<T>& model, const labeled_images& data, std::uint64_t seed, std::size_t threads = 1)
-      : model_(model), data_(data), seed_(seed), adam_(model.parameter_count()),
-        workers_(std::max<std::size_t>(1, std::min(threads, model.config().train.batch))),
-        chunks_(std::min<std::size_t>(max_chunks, std::max<std::size_t>(1, model.config().train.batch))) {
-    if (data_.size() == 0) throw error("trainer: no training images");
-    const std::size_t side = data_.images.rows;
-    const std::size_t px = model.config().pixels(), n = data_.images.rows * data_.images.cols;
-    if ((n != px && n / 4 != px) || side != data_.images.cols)
-      throw error("trainer: images of " + std::to_string(data_.images.rows) + "x" + std::to_string(data_.images.cols) +
-                  " do not pool to the model's " + std::to_string(model.config().pixels()) + " pixels");
-    for (const auto& name : model.vocab().class_names()) texts_.push_back(model.vocab().encode(name));
-    for (std::size_t i = 0; i < data_.size(); ++i)
-      if (data_.labels[i] >= texts_.size())
-        throw error("trainer: image " + std::to_string(i) + " has label " + std::to_string(data_.labels[i]) +
+      : basic_trainer(model, &data, {}, data.images.rows, data.images.cols, seed, threads) {
+    if (data_->size() == 0) throw error("trainer: no training images");
+    for (std::size_t i = 0; i < data_->size(); ++i)
+      if (data_->labels[i] >= texts_.size())
+        throw error("trainer: image " + std::to_string(i) + " has label " + std::to_string(data_->labels[i]) +
                     ", the model knows " + std::to_string(texts_.size()) + " class names");
-    if (data_.images.count != data_.size())
-      throw error("trainer: " + std::to_string(data_.images.count) + " images for " + std::to_string(data_.size()) + " labels");
-    for (auto& w : workers_) {
-      w.x.resize(model.config().pixels());
-      w.moved.resize(data_.images.rows * data_.images.cols);
-    }
-    for (std::size_t c = 1; c < chunks_.size(); ++c) chunks_[c].grads.resize(model.parameter_count());  // chunk 0: the model's own
+    if (data_->images.count != data_->size())
+      throw error("trainer: " + std::to_string(data_->images.count) + " images for " + std::to_string(data_->size()) + " labels");
   }
+  // Trains on an endless stream of rows × cols images that `make` draws (the numbers task).
+  basic_trainer(basic_vlm<T>& model, sample_maker make, std::size_t rows, std::size_t cols, std::uint64_t seed,
+                std::size_t threads = 1)
+      : basic_trainer(model, nullptr, std::move(make), rows, cols, seed, threads) {}
 
   // The trainer keeps references to both: a temporary data set would dangle.
   basic_trainer(basic_vlm<T>&, labeled_images&&, std::uint64_t, std::size_t = 1) = delete;
@@ -189,8 +189,24 @@ public:
   std::size_t threads() const { return workers_.size(); }
 
 private:
+  basic_trainer(basic_vlm<T>& model, const labeled_images* data, sample_maker make, std::size_t rows, std::size_t cols,
+                std::uint64_t seed, std::size_t threads)
+      : model_(model), data_(data), make_(std::move(make)), rows_(rows), cols_(cols), seed_(seed),
+        adam_(model.parameter_count()), workers_(std::max<std::size_t>(1, std::min(threads, model.config().train.batch))),
+        chunks_(std::min<std::size_t>(max_chunks, std::max<std::size_t>(1, model.config().train.batch))) {
+    const std::size_t px = model.config().pixels(), n = rows * cols;
+    if (n != px && !(rows % 2 == 0 && cols % 2 == 0 && n / 4 == px))
+      throw error("trainer: images of " + std::to_string(rows) + "x" + std::to_string(cols) + " do not pool to the model's " +
+                  std::to_string(px) + " pixels");
+    for (const auto& name : model.vocab().class_names()) texts_.push_back(model.vocab().encode(name));
+    for (auto& w : workers_) {
+      w.x.resize(px);
+      w.moved.resize(n);
+    }
+    for (std::size_t c = 1; c < chunks_.size(); ++c) chunks_[c].grads.resize(model.parameter_count());  // chunk 0: the model's own
+  }
   struct planned {
-    std::size_t index;
+    std::size_t index;  // into the data set; for a stream, the sample number g
     int dx, dy;
   };
   static constexpr std::size_t max_chunks = 8;  // a step's samples split into at most this many
@@ -198,6 +214,7 @@ private:
     basic_tape<T> tape;
     std::vector<T> x;
     std::vector<std::uint8_t> moved;
+    made_sample made;
     double norm = 0;  // of its range of parameters after the update
   };
   struct alignas(64) chunk {
@@ -207,9 +224,9 @@ private:
   // Global sample number g → which image, and how it is shifted; a function of (seed, g) only.
   planned sample_for(std::uint64_t g) {
     const auto& tc = model_.config().train;
-    const std::size_t N = data_.size();
-    std::size_t index = std::size_t(g % N);
-    if (tc.shuffle) {
+    const std::size_t N = data_ ? data_->size() : 0;
+    std::size_t index = data_ ? std::size_t(g % N) : std::size_t(g);
+    if (data_ && tc.shuffle) {
       const std::uint64_t epoch = g / N;
       if (perm_epoch_ != epoch || perm_.size() != N) {
         perm_.resize(N);
@@ -232,17 +249,30 @@ private:
   void run_chunk(worker& w, chunk& c, std::span<T> grads, std::size_t begin, std::size_t end) {
     std::fill(grads.begin(), grads.end(), T(0));
     c.loss = c.text = c.recon = 0;
-    const std::size_t rows = data_.images.rows, cols = data_.images.cols;
+    const std::size_t rows = rows_, cols = cols_;
     for (std::size_t j = begin; j < end; ++j) {
       const planned& p = plan_[j];
-      auto img = data_.images.image(p.index);
+      std::span<const std::uint8_t> img;
+      std::size_t label;
+      if (data_) {
+        img = data_->images.image(p.index);
+        label = data_->labels[p.index];
+      } else {
+        w.made = make_(p.index);
+        if (w.made.pixels.size() != rows * cols || w.made.label >= texts_.size())
+          throw error("trainer: sample " + std::to_string(p.index) + " was made with " + std::to_string(w.made.pixels.size()) +
+                      " pixels and class " + std::to_string(w.made.label) + " (want " + std::to_string(rows * cols) +
+                      " and < " + std::to_string(texts_.size()) + ")");
+        img = w.made.pixels;
+        label = w.made.label;
+      }
       if (p.dx != 0 || p.dy != 0) {
         shift_image(w.moved, img, p.dx, p.dy, rows, cols);
         img = w.moved;
       }
       prepare<T>(w.x, img, rows, cols);
       w.tape.reset();
-      auto r = model_.forward(w.tape, w.x, texts_[data_.labels[p.index]], grads);
+      auto r = model_.forward(w.tape, w.x, texts_[label], grads);
       w.tape.backward(r.loss);
       c.loss += double(w.tape.value(r.loss)[0]);
       c.text += double(w.tape.value(r.text_loss)[0]);
@@ -251,7 +281,9 @@ private:
   }
 
   basic_vlm<T>& model_;
-  const labeled_images& data_;
+  const labeled_images* data_;  // or null: samples come from make_
+  sample_maker make_;
+  std::size_t rows_, cols_;
   std::uint64_t seed_;
   basic_adam<T> adam_;
   std::vector<worker> workers_;
