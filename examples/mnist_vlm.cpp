@@ -70,7 +70,7 @@ const std::map<std::string, std::string> help_text = {
      "Writes SVG pictures into DIR: input.svg (the image as the model sees it), attention.svg (for each\n"
      "letter it writes, its attention over the image's regions, per head and their mean), filters.svg\n"
      "(the tokenizer's filters) and curve.svg (loss and accuracy from the training log beside FILE).\n"
-     "--index N takes test image N; --image any PGM or PNG picture.\n"},
+     "--index N takes test image N (a numbers model: test number N); --image any PGM or PNG picture.\n"},
     {"say", "usage: mnist_vlm say --load FILE [--json] IMAGE.pgm...\n"
             "Writes the word each picture shows (PGM P2/P5, or PNG with libpng; any size) with its probability,\n"
             "and the runner-up "
@@ -176,14 +176,14 @@ std::string find_data(const options& o, const std::string& dataset) {
 }
 
 // ---- evaluation ----
-// The digit in 14 lines of text (two image rows per line: characters are tall), with `caption`
-// beside its middle line.
-std::string ascii_art(std::span<const std::uint8_t> img, const std::string& caption) {
+// The 28 x cols picture in 14 lines of text (two image rows per line: characters are tall), with
+// `caption` beside its middle line.
+std::string ascii_art(std::span<const std::uint8_t> img, const std::string& caption, std::size_t cols = 28) {
   static const char ramp[] = " .:-=+*#%@";
   std::string s;
   for (std::size_t r = 0; r < 28; r += 2) {
     s += "    ";
-    for (std::size_t c = 0; c < 28; ++c) s += ramp[(img[r * 28 + c] + img[(r + 1) * 28 + c]) * 9 / 510];
+    for (std::size_t c = 0; c < cols; ++c) s += ramp[(img[r * cols + c] + img[(r + 1) * cols + c]) * 9 / 510];
     if (r == 14) s += "   " + caption;
     s += '\n';
   }
@@ -482,12 +482,13 @@ int train(const options& o) {
     model = vlm(cfg, vocabulary(class_names), o.seed);
   }
   // a resumed run keeps its own seed: the same samples
-  const number_images train_numbers(train_set, run.seed);
+  std::optional<number_images> train_numbers;
+  if (numbers) train_numbers.emplace(train_set, run.seed);
   auto make_number = [&](std::uint64_t g) {
-    number_image im = train_numbers(g);
+    number_image im = (*train_numbers)(g);
     return made_sample{std::move(im.pixels), std::size_t(im.value)};
   };
-  trainer tr = numbers ? trainer(model, make_number, number_images::rows, train_numbers.width(), run.seed, o.threads)
+  trainer tr = numbers ? trainer(model, make_number, number_images::rows, train_numbers->width(), run.seed, o.threads)
                        : trainer(model, train_set, run.seed, o.threads);
   if (tr.threads() < o.threads)
     std::fprintf(stderr, "note: %zu threads for batches of %zu samples: %zu of them have work\n", o.threads,
@@ -608,8 +609,9 @@ int say(const options& o) {
   const vlm model = load_model(o.load);
   const auto& names = model.vocab().class_names();
   for (const auto& path : o.images) {
-    const auto digit = mnist_style(read_image(path));
-    const reading r = model.read(std::span<const std::uint8_t>(digit));
+    const std::size_t cols = is_numbers_model(model) ? 84 : 28;  // a written number's canvas is 28x84
+    const auto digit = mnist_style(read_image(path), cols);
+    const reading r = model.read(std::span<const std::uint8_t>(digit), 28, cols);
     // the runner-up: the most probable class name other than the word written
     std::size_t second = names.size();
     for (std::size_t k = 0; k < names.size(); ++k)
@@ -636,7 +638,7 @@ int say(const options& o) {
       std::snprintf(caption, sizeof caption, ", or \"%s\" (p = %.3f)", names[second].c_str(), r.class_probabilities[second]);
       said += caption;
     }
-    std::printf("%s\n", ascii_art(digit, said).c_str());
+    std::printf("%s\n", ascii_art(digit, said, cols).c_str());
   }
   return 0;
 }
@@ -648,13 +650,22 @@ int show(const options& o) {
   if (o.index) {
     const std::string dataset = model.vocab().class_names() == fashion_mnist_class_names() ? "fashion" : "mnist";
     const labeled_images test_set = read_idx_split(find_data(o, dataset), "t10k");
-    if (*o.index >= test_set.size())
-      throw usage_error("--index " + std::to_string(*o.index) + ": the test set has " + std::to_string(test_set.size()) + " images");
-    prepare<float>(x, test_set.images.image(*o.index), test_set.images.rows, test_set.images.cols);
-    what = "test image " + std::to_string(*o.index) + " (" + model.vocab().class_names()[test_set.labels[*o.index]] + ")";
+    if (is_numbers_model(model)) {  // test number N
+      if (*o.index >= 10000) throw usage_error("--index " + std::to_string(*o.index) + ": the test set has 10000 numbers");
+      const number_images make(test_set, numbers_test_seed);
+      const number_image im = make(*o.index);
+      prepare<float>(x, im.pixels, number_images::rows, make.width());
+      what = "test number " + std::to_string(*o.index) + " (" + std::to_string(im.value) + ")";
+    } else {
+      if (*o.index >= test_set.size())
+        throw usage_error("--index " + std::to_string(*o.index) + ": the test set has " + std::to_string(test_set.size()) + " images");
+      prepare<float>(x, test_set.images.image(*o.index), test_set.images.rows, test_set.images.cols);
+      what = "test image " + std::to_string(*o.index) + " (" + model.vocab().class_names()[test_set.labels[*o.index]] + ")";
+    }
   } else {
-    const auto digit = mnist_style(read_image(o.image));
-    prepare<float>(x, std::span<const std::uint8_t>(digit));
+    const std::size_t cols = is_numbers_model(model) ? 84 : 28;
+    const auto digit = mnist_style(read_image(o.image), cols);
+    prepare<float>(x, std::span<const std::uint8_t>(digit), 28, cols);
     what = o.image;
   }
   fs::create_directories(o.out);

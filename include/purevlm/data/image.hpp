@@ -184,8 +184,9 @@ inline gray_image read_image(const std::string& path, [[maybe_unused]] std::size
 
 // A picture of one digit → MNIST's 28x28 convention: light ink on black, the ink's bounding box
 // scaled (area-averaged) so its longer side is 20 pixels, placed so its centre of mass is at the
-// centre. Dark-on-light pictures (a light border) are inverted first.
-inline std::vector<std::uint8_t> mnist_style(const gray_image& img) {
+// centre. Dark-on-light pictures (a light border) are inverted first. With cols > 28 (a written
+// number: 84), the canvas is 28 x cols and the ink 20 pixels tall, or cols − 8 wide if narrower.
+inline std::vector<std::uint8_t> mnist_style(const gray_image& img, std::size_t cols = 28) {
   const std::size_t W = img.width, H = img.height;
   if (W == 0 || H == 0 || img.pixels.size() != W * H) throw error("mnist_style: empty or inconsistent image");
   double border = 0;
@@ -199,9 +200,10 @@ inline std::vector<std::uint8_t> mnist_style(const gray_image& img) {
   for (std::size_t y = 0; y < H; ++y)
     for (std::size_t x = 0; x < W; ++x)
       if (ink[y * W + x] > 0.25) { x0 = std::min(x0, x); x1 = std::max(x1, x); y0 = std::min(y0, y); y1 = std::max(y1, y); }
-  std::vector<std::uint8_t> out(28 * 28, 0);
+  if (cols < 28) throw error("mnist_style: a canvas of 28x" + std::to_string(cols) + " is narrower than a digit");
+  std::vector<std::uint8_t> out(28 * cols, 0);
   if (x0 > x1) return out;  // blank picture: a blank digit
-  const double bw = double(x1 - x0 + 1), bh = double(y1 - y0 + 1), s = 20.0 / std::max(bw, bh);
+  const double bw = double(x1 - x0 + 1), bh = double(y1 - y0 + 1), s = std::min(20.0 / bh, double(cols - 8) / bw);
   const std::size_t nw = std::max<std::size_t>(1, std::size_t(std::lround(bw * s))),
                     nh = std::max<std::size_t>(1, std::size_t(std::lround(bh * s)));
   // area-average resample of the box into nw x nh
@@ -220,12 +222,13 @@ inline std::vector<std::uint8_t> mnist_style(const gray_image& img) {
   double mass = 0, cx = 0, cy = 0;
   for (std::size_t y = 0; y < nh; ++y)
     for (std::size_t x = 0; x < nw; ++x) { mass += box[y * nw + x]; cx += x * box[y * nw + x]; cy += y * box[y * nw + x]; }
-  const long ox = 14 - std::lround(mass > 0 ? cx / mass + 0.5 : nw / 2.0), oy = 14 - std::lround(mass > 0 ? cy / mass + 0.5 : nh / 2.0);
+  const long ox = long(cols / 2) - std::lround(mass > 0 ? cx / mass + 0.5 : nw / 2.0),
+             oy = 14 - std::lround(mass > 0 ? cy / mass + 0.5 : nh / 2.0);
   for (std::size_t y = 0; y < nh; ++y)
     for (std::size_t x = 0; x < nw; ++x) {
       const long tx = long(x) + ox, ty = long(y) + oy;
-      if (tx >= 0 && tx < 28 && ty >= 0 && ty < 28)
-        out[std::size_t(ty) * 28 + std::size_t(tx)] = std::uint8_t(std::lround(std::clamp(box[y * nw + x], 0.0, 1.0) * 255));
+      if (tx >= 0 && tx < long(cols) && ty >= 0 && ty < 28)
+        out[std::size_t(ty) * cols + std::size_t(tx)] = std::uint8_t(std::lround(std::clamp(box[y * nw + x], 0.0, 1.0) * 255));
     }
   return out;
 }
