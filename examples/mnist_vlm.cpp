@@ -552,11 +552,7 @@ int train(const options& o) {
   } else {
     r = evaluate(model, test_set, 0, 0, false, false);
   }
-  auto last = pictures::read_log(log.path());
-  if (!last.empty()) {
-    last.back().test_accuracy = double(r.correct) / double(r.n);
-    log.write(last.back());
-  }
+  log.write_accuracy(double(r.correct) / double(r.n));
   if (o.json) {
     std::map<std::string, std::string> f = {{"test_accuracy", std::to_string(double(r.correct) / double(r.n))},
                                             {"n_test", std::to_string(r.n)}, {"params", std::to_string(model.parameter_count())},

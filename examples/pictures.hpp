@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -284,15 +285,23 @@ public:
     if (!out_) throw purevlm::error("cannot write the training log " + path);
   }
   void write(const log_row& r) {
+    last_ = r;
     out_ << num(r.step, 0) << ',' << num(r.loss, 6) << ',' << num(r.text_loss, 6) << ',' << num(r.recon_loss, 6) << ','
          << r.lr << ',' << num(r.samples_per_s, 0) << ',' << (r.test_accuracy >= 0 ? num(r.test_accuracy, 6) : "") << '\n';
     out_.flush();
   }
-  const std::string& path() const { return path_; }
+  // The test accuracy, on a copy of the last row (nothing when no row was written).
+  void write_accuracy(double accuracy) {
+    if (!last_) return;
+    log_row r = *last_;
+    r.test_accuracy = accuracy;
+    write(r);
+  }
 
 private:
   std::string path_;
   std::ofstream out_;
+  std::optional<log_row> last_;
 };
 
 // Loss (total and text, log scale) against step, and the test accuracy where it was measured.
