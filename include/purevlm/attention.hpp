@@ -136,16 +136,14 @@ void head_transpose(T* dst, const T* src, std::size_t Tk, std::size_t C, std::si
   transpose(dst, src, Tk, D, C, Tp);
   for (std::size_t d = 0; d < D; ++d) std::fill(dst + d * Tp + Tk, dst + (d + 1) * Tp, T(0));
 }
-// S[r, w] (rows ld apart) = Π_f Q_f · K_fᵀ (the scores before the scale) for r query rows (q, rows
-// C apart) against the w keys of kT [D, Tp]. With part, each factor's product s_f is kept there
-// (block f at part + f·part_stride, rows ld apart); without, factors after the first go through tmp.
-template <std::floating_point T>
-void block_scores(T* S, T* part, std::size_t ld, std::size_t part_stride, const T* q, std::size_t C, const T* kT,
-                  std::size_t Tp, std::size_t r, std::size_t w, std::size_t D, std::size_t m, T* tmp) {
-  const std::size_t Dm = D / m;
+// S[r, w] (rows ld apart) = Π_f s_f, the scores before the scale of r query rows against w keys,
+// where product(f, dst) writes s_f = Q_f · K_fᵀ to dst (rows ld apart). With part, each s_f is kept
+// there (block f at part + f·part_stride); without, factors after the first go through tmp.
+template <std::floating_point T, class Product>
+void block_scores(T* S, T* part, std::size_t ld, std::size_t part_stride, std::size_t r, std::size_t w, std::size_t m,
+                  T* tmp, Product&& product) {
   for (std::size_t f = 0; f < m; ++f) {
-    T* sf = part ? part + f * part_stride : f == 0 ? S : tmp;
-    gemm(sf, ld, strided<const T>{q + f * Dm, C}, kT + f * Dm * Tp, Tp, r, Dm, w, gemm_to::set);  // s_f = Q_f K_fᵀ
+    product(f, part ? part + f * part_stride : f == 0 ? S : tmp);
     if (part ? f + 1 < m : f == 0) continue;  // then multiply them, in one pass over the block
     for (std::size_t i = 0; i < r; ++i) {
       T* x = S + i * ld;
@@ -185,14 +183,28 @@ template <std::floating_point T>
 void attention_forward(std::span<T> out, std::span<T> saved, std::span<T> scratch, std::span<const T> q,
                        std::span<const T> k, std::span<const T> v, std::size_t Tq, std::size_t Tk, std::size_t C,
                        std::size_t H, attention_score score) {
-  const std::size_t D = C / H, m = score.factors, Tp = detail::padded_keys(Tk), R = detail::attention_rows;
+  const std::size_t D = C / H, m = score.factors, Dm = D / m, Tp = detail::padded_keys(Tk), R = detail::attention_rows;
   const T scale = T(score.scale);
   T *stats = saved.data(), *kT = scratch.data(), *S = kT + D * Tp, *tmp = S + R * Tp;
+  // Fewer rows than a block (decoding): each row's scores are the keys times the query, read in
+  // place (a column of products, K_f · q_f), so the keys need no transpose.
+  const bool row_by_row = Tq < R;
   for (std::size_t h = 0; h < H; ++h) {
-    detail::head_transpose(kT, &k[h * D], Tk, C, D);
+    if (!row_by_row) detail::head_transpose(kT, &k[h * D], Tk, C, D);
     for (std::size_t i0 = 0; i0 < Tq; i0 += R) {
       const std::size_t r = std::min(R, Tq - i0), w = Tk - Tq + i0 + r;  // w: keys the last row sees
-      detail::block_scores(S, static_cast<T*>(nullptr), Tp, 0, &q[i0 * C + h * D], C, kT, Tp, r, w, D, m, tmp);
+      const T* Qi = &q[i0 * C + h * D];
+      if (row_by_row)
+        for (std::size_t i = 0; i < r; ++i)
+          detail::block_scores(S + i * Tp, static_cast<T*>(nullptr), Tp, 0, 1, w, m, tmp, [&](std::size_t f, T* dst) {
+            detail::gemm(dst, 1, detail::strided<const T>{&k[h * D + f * Dm], C}, Qi + i * C + f * Dm, 1, w, Dm, 1,
+                         detail::gemm_to::set);  // s_f = K_f · q_f
+          });
+      else
+        detail::block_scores(S, static_cast<T*>(nullptr), Tp, 0, r, w, m, tmp, [&](std::size_t f, T* dst) {
+          detail::gemm(dst, Tp, detail::strided<const T>{Qi + f * Dm, C}, kT + f * Dm * Tp, Tp, r, Dm, w,
+                       detail::gemm_to::set);  // s_f = Q_f · K_fᵀ
+        });
       for (std::size_t i = 0; i < r; ++i) {
         const std::size_t n = Tk - Tq + i0 + i + 1;  // causal: query i0 + i sees keys 0..n-1
         T *a = S + i * Tp, *st = &stats[2 * (h * Tq + i0 + i)];
@@ -250,8 +262,10 @@ void attention_backward(std::span<T> dq, std::span<T> dk, std::span<T> dv, std::
         // P = the weights of rows i0.. on keys j0.., e^(scale·score − max − log Σ), 0 in the causal
         // future; the factors s_f kept in part (m > 1); dA = dO·Vᵀ
         row_groups([&](std::size_t i, std::size_t n, std::size_t w) {
-          detail::block_scores(P + i * B, m > 1 ? part + i * B : nullptr, B, B * B, Qi + i * C, C, kT + j0, Tp, n, w,
-                               D, m, part);
+          detail::block_scores(P + i * B, m > 1 ? part + i * B : nullptr, B, B * B, n, w, m, part, [&](std::size_t f, T* dst) {
+            gemm(dst, B, strided<const T>{Qi + i * C + f * Dm, C}, kT + j0 + f * Dm * Tp, Tp, n, Dm, w,
+                 detail::gemm_to::set);  // s_f = Q_f · K_fᵀ
+          });
           gemm(dA + i * B, B, strided<const T>{dOi + i * C, C}, vT + j0, Tp, n, D, w, detail::gemm_to::set);
         });
         for (std::size_t i = 0; i < r; ++i) {
@@ -321,17 +335,15 @@ var attention(basic_tape<T>& t, var q, var k, var v, std::size_t H, attention_sc
   var y = t.make(Tq, C, {q, k, v}, [](basic_tape<T>& t, const auto& n) {
     var q = t.input_of(n, 0), k = t.input_of(n, 1), v = t.input_of(n, 2);
     const std::size_t Tq = n.rows, Tk = t.rows(k), H = n.p[0], m = n.p[1], S = attention_saved_size(Tq, H);
-    auto saved = t.saved(n, S + attention_scratch_size(Tk, n.cols / H, m));
-    attention_backward<T>(t.grad(q), t.grad(k), t.grad(v), saved.subspan(S), t.grad(n), saved.first(S), t.value(q),
+    attention_backward<T>(t.grad(q), t.grad(k), t.grad(v), t.scratch(attention_scratch_size(Tk, n.cols / H, m)), t.grad(n), t.saved(n, S), t.value(q),
                           t.value(k), t.value(v), t.value(n), Tq, Tk, n.cols, H, {m, double(n.c[0])});
   });
   t.at(y).p[0] = H;
   t.at(y).p[1] = score.factors;
   t.at(y).c[0] = T(score.scale);
-  const std::size_t S = attention_saved_size(Tq, H);
-  auto saved = t.save(y, S + attention_scratch_size(Tk, C / H, score.factors));
-  attention_forward<T>(t.value(y), saved.first(S), saved.subspan(S), t.value(q), t.value(k), t.value(v), Tq, Tk, C,
-                       H, score);
+  attention_forward<T>(t.value(y), t.save(y, attention_saved_size(Tq, H)),
+                       t.scratch(attention_scratch_size(Tk, C / H, score.factors)), t.value(q), t.value(k), t.value(v),
+                       Tq, Tk, C, H, score);
   return y;
 }
 

@@ -155,12 +155,10 @@ var avgpool(basic_tape<T>& t, var x, std::size_t H, std::size_t W, std::size_t K
 template <std::floating_point T>
 var channel_rmsnorm(basic_tape<T>& t, var x, T eps) {
   var y = t.make(t.rows(x), t.cols(x), {x}, [](basic_tape<T>& t, const auto& n) {
-    auto s = t.saved(n, 2 * n.cols);
-    channel_rmsnorm_backward<T>(t.grad(t.input_of(n, 0)), s.subspan(n.cols), t.grad(n), t.value(n), s.first(n.cols),
+    channel_rmsnorm_backward<T>(t.grad(t.input_of(n, 0)), t.scratch(n.cols), t.grad(n), t.value(n), t.saved(n, n.cols),
                                 n.rows, n.cols);
   });
-  auto s = t.save(y, 2 * t.cols(x));  // rstd, then the backward's scratch
-  channel_rmsnorm_forward<T>(t.value(y), s.first(t.cols(x)), t.value(x), t.rows(x), t.cols(x), eps);
+  channel_rmsnorm_forward<T>(t.value(y), t.save(y, t.cols(x)), t.value(x), t.rows(x), t.cols(x), eps);
   return y;
 }
 

@@ -105,6 +105,12 @@ public:
     nodes_[v.id].saved = take(saved_, saved_used_, count);
     return saved(nodes_[v.id], count);
   }
+  // Working memory a kernel needs only while it runs (a transposed weight, attention's score
+  // tiles): one buffer shared by every op, forward and backward, valid until the next call.
+  std::span<T> scratch(std::size_t count) {
+    if (scratch_.size() < count) scratch_.resize(count);
+    return {scratch_.data(), count};
+  }
   // Integers an op keeps (token ids, targets), attached to node v.
   std::span<const std::int32_t> save_ints(var v, std::span<const std::int32_t> data) {
     nodes_[v.id].ints = ints_.size();
@@ -157,7 +163,7 @@ public:
   }
   // Bytes reserved by the arenas: constant from the second identical step on.
   std::size_t capacity_bytes() const {
-    return nodes_.capacity() * sizeof(node) + (values_.capacity() + grads_.capacity() + saved_.capacity()) * sizeof(T) +
+    return nodes_.capacity() * sizeof(node) + (values_.capacity() + grads_.capacity() + saved_.capacity() + scratch_.capacity()) * sizeof(T) +
            ints_.capacity() * sizeof(std::int32_t);
   }
 
@@ -189,7 +195,7 @@ private:
     if (arena.size() < used) arena.resize(std::max(used, 2 * arena.size()));
     return at;
   }
-  std::vector<T> values_, grads_, saved_;
+  std::vector<T> values_, grads_, saved_, scratch_;
   std::size_t values_used_ = 0, saved_used_ = 0;
   std::vector<std::int32_t> ints_;  // node inputs, token ids, targets
 };
@@ -211,8 +217,7 @@ var matmul(basic_tape<T>& t, var x, var w) {
     const std::size_t I = t.cols(x);
     matmul_backward<T>(t.grad_if_needed(x), t.grad_if_needed(w), t.grad(n), t.value(x), t.value(w), n.rows, I, n.cols);
   });
-  auto scratch = t.save(y, matmul_scratch_size(I, O));
-  matmul_forward<T>(t.value(y), t.value(x), t.value(w), N, I, O, scratch);
+  matmul_forward<T>(t.value(y), t.value(x), t.value(w), N, I, O, t.scratch(matmul_scratch_size(I, O)));
   return y;
 }
 
