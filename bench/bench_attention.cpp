@@ -16,7 +16,7 @@ struct buffers {
   attention_score score;
   std::vector<float> q, k, v, out, saved, scratch, dq, dk, dv, dout;
   buffers(std::size_t T_, std::size_t D_, bool tensor) : T(T_), D(D_), C(4 * D_) {
-    score = tensor ? attention_score::tensor(D) : attention_score::dot(D);
+    score = tensor ? attention_score::of(score_kind::tensor, D) : attention_score::of(score_kind::dot, D);
     rng g(1);
     for (auto* x : {&q, &k, &v, &dout}) {
       x->resize(T * C);
@@ -57,7 +57,7 @@ void attention_tensor_forward_backward(benchmark::State& s) { run(s, true, true)
 void attention_tensor_over_dot(benchmark::State& state) {
   const std::size_t D = std::size_t(state.range(1));
   buffers b(std::size_t(state.range(0)), D, true);  // scratch sized for the tensor score, the larger
-  const attention_score dot = attention_score::dot(D), tensor = attention_score::tensor(D);
+  const attention_score dot = attention_score::of(score_kind::dot, D), tensor = attention_score::of(score_kind::tensor, D);
   std::vector<double> td, tt;
   auto timed = [&b](attention_score score) {
     b.score = score;

@@ -24,7 +24,7 @@ const labeled_images& data() {
   static const labeled_images d = synthetic(2048);
   return d;
 }
-vlm_config preset(long which) { return which == 0 ? vlm_config::seed() : vlm_config::standard(); }
+vlm_config preset(long which) { return which == 0 ? vlm_config::seed() : vlm_config::default_preset(); }
 
 // args: preset (0 seed, 1 default), batch, threads
 void train_step(benchmark::State& state) {
@@ -93,7 +93,7 @@ BENCHMARK(tokenizer_forward_backward);
 // forward + backward, one image; GFLOP/s counts the multiply-adds of its projections (forward
 // 2·N·I·O per matmul, backward twice that).
 void patch_tokenizer_forward_backward(benchmark::State& state) {
-  const patch_config cfg = vlm_config::standard().patches;
+  const patch_config cfg = vlm_config::default_preset().patches;
   basic_parameters<float> ps;
   rng g(1);
   basic_patch_tokenizer<float> tok(cfg, ps, g);

@@ -23,7 +23,7 @@ const vlm& trained() {
       d.labels.push_back(std::uint8_t(k));
       for (std::size_t r = 6; r < 22; ++r) d.images.pixels[i * 784 + r * 28 + 3 + 2 * k] = 255;
     }
-    vlm_config c = vlm_config::standard();
+    vlm_config c = vlm_config::default_preset();
     c.train.steps = 300;
     c.train.batch = 8;
     c.train.shift = 0;
@@ -109,7 +109,7 @@ TEST_CASE("trace(): per letter, its probability and attention weights that sum t
 }
 
 TEST_CASE("token_footprint(): where the default's 4x4 tokens look in the 14x14 image") {
-  const auto f = vlm_config::standard().patches.token_footprint();
+  const auto f = vlm_config::default_preset().patches.token_footprint();
   // 5x5 pad 2, pool 2 stride 2, then 3x3, pool 2 stride 1: token (0, 0) is centred on pixel 3.5,
   // neighbours 2 pixels apart, each seeing 12 pixels square (worked out by hand)
   CHECK(f.first == 3.5);
@@ -161,7 +161,7 @@ TEST_CASE("inference is const and thread-safe: many threads on one model give th
 TEST_CASE("save_model / load_model: a custom config round-trips and reads bit-identically") {
   namespace fs = std::filesystem;
   const std::string path = (fs::temp_directory_path() / ("purevlm_api_" + std::to_string(::getpid()) + ".model")).string();
-  vlm_config c = vlm_config::standard();  // sizes of neither preset
+  vlm_config c = vlm_config::default_preset();  // sizes of neither preset
   c.preset = "mine";
   c.patches.layers = {{.kernel = 3, .channels = 6, .pad = 1, .pool = 2, .stride = 2},
                       {.kernel = 3, .channels = 16, .pad = 0, .pool = 1, .stride = 1}};
@@ -241,13 +241,13 @@ TEST_CASE("checkpoints of version 1 (no config: the preset's name stands for it)
 }
 
 TEST_CASE("vlm_config::parameter_count() is what the model holds, for every kind of vision") {
-  // (a loop over {seed(), standard()} made g++ 12 warn, falsely, of an uninitialised array under TSan)
+  // (a loop over {seed(), default_preset()} made g++ 12 warn, falsely, of an uninitialised array under TSan)
   auto agrees = [](const vlm_config& c) {
     vlm m(c, vocabulary(mnist_class_names()));
     return m.config().parameter_count() == m.parameter_count();
   };
   CHECK(agrees(vlm_config::seed()));
-  CHECK(agrees(vlm_config::standard()));
+  CHECK(agrees(vlm_config::default_preset()));
   vlm_config chunked = vlm_config::seed();
   chunked.vision = vision_mode::chunked;
   chunked.vision_positions = 4;

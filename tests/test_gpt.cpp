@@ -10,7 +10,7 @@ using purevlm::test::store;
 
 TEST_CASE("attention kernels pass the gradient check: dot, tensor (m=2) and m=4, full and cached rows") {
   const std::size_t C = 16, H = 2, D = 8;
-  for (attention_score score : {attention_score::dot(D), attention_score::tensor(D), attention_score::tensor(D, 4)}) {
+  for (attention_score score : {attention_score::of(score_kind::dot, D), attention_score::of(score_kind::tensor, D), attention_score::of(score_kind::tensor, D, 4)}) {
     for (std::size_t Tq : {5, 2}) {
       auto ps = store({{"q", Tq, C}, {"k", 5, C}, {"v", 5, C}}, 11 + Tq);
       CAPTURE(score.factors);
@@ -28,7 +28,7 @@ TEST_CASE("float attention kernels match the double ones: remainders, one query 
   for (size z : {size{1, 13, 6}, size{3, 9, 12}, size{5, 13, 12}, size{36, 36, 24}, size{7, 40, 6}})
     for (std::size_t m : {1, 2, 3}) {
       const std::size_t H = 2, C = H * z.D;
-      const attention_score score = m == 1 ? attention_score::dot(z.D) : attention_score::tensor(z.D, m);
+      const attention_score score = m == 1 ? attention_score::of(score_kind::dot, z.D) : attention_score::of(score_kind::tensor, z.D, m);
       rng g(m * 100 + z.Tk);
       std::vector<double> q(z.Tq * C), k(z.Tk * C), v(z.Tk * C), dout(z.Tq * C);
       for (auto* x : {&q, &k, &v, &dout}) for (double& e : *x) e = double(float(g.normal()));
@@ -55,7 +55,7 @@ TEST_CASE("tensor score: hand-computed for one head") {
   // query 1 scores: k0: (1)(4)/4 = 1, k1: (2)(3)/4 = 1.5 → softmax [1/(1+e^.5), e^.5/(1+e^.5)]
   std::vector<double> q{9, 9, 9, 9, 1, 2, 3, 4}, k{1, 0, 0, 1, 0, 1, 1, 0}, v{1, 0, 0, 0, 0, 1, 0, 0};
   std::vector<double> out(8), saved(attention_saved_size(2, 1)), scratch(attention_scratch_size(2, 4, 2));
-  attention_forward<double>(out, saved, scratch, q, k, v, 2, 2, 4, 1, attention_score::tensor(4));
+  attention_forward<double>(out, saved, scratch, q, k, v, 2, 2, 4, 1, attention_score::of(score_kind::tensor, 4));
   const double w1 = std::exp(0.5) / (1 + std::exp(0.5));
   CHECK(out[0] == doctest::Approx(1.0));  // query 0 sees only key 0: its output is v0
   CHECK(out[1] == doctest::Approx(0.0));
@@ -68,7 +68,7 @@ TEST_CASE("tensor score: hand-computed for one head") {
   CHECK(saved[3] == doctest::Approx(1 / (1 + std::exp(-0.5))));
   // the plain kernel, the tests' oracle, gives the same hand-computed values
   std::vector<double> plain(8);
-  attention_plain<double>(plain, {}, {}, {}, {}, q, k, v, 2, 2, 4, 1, attention_score::tensor(4));
+  attention_plain<double>(plain, {}, {}, {}, {}, q, k, v, 2, 2, 4, 1, attention_score::of(score_kind::tensor, 4));
   CHECK(plain[0] == doctest::Approx(1.0));
   CHECK(plain[4] == doctest::Approx(1 - w1));
   CHECK(plain[5] == doctest::Approx(w1));

@@ -52,7 +52,7 @@ TEST_CASE("matmul: hand-computed and gradients") {
   }), 1e-6);
 }
 
-TEST_CASE("matvec (one row) equals dot() bit for bit, whatever the row and column remainders") {
+TEST_CASE("matvec (one row) equals dot_product() bit for bit, whatever the row and column remainders") {
   rng g(4);
   for (std::size_t O : {1, 7, 8, 17, 32})
     for (std::size_t I : {3, 8, 13, 32, 130}) {
@@ -60,7 +60,7 @@ TEST_CASE("matvec (one row) equals dot() bit for bit, whatever the row and colum
       for (float& e : w) e = float(g.normal());
       for (float& e : x) e = float(g.normal());
       detail::matvec(y.data(), w.data(), x.data(), O, I);
-      for (std::size_t o = 0; o < O; ++o) CHECK(y[o] == detail::dot(&w[o * I], x.data(), I));
+      for (std::size_t o = 0; o < O; ++o) CHECK(y[o] == detail::dot_product(&w[o * I], x.data(), I));
     }
 }
 
@@ -163,12 +163,12 @@ TEST_CASE("embedding, concat, stack, slice, repeat_rows") {
   var c = concat(t, e, t.parameter(ps, 1));
   CHECK(t.cols(c) == 6);
   CHECK(t.value(c)[5] == ps.value(1)[1]);
-  var s = slice(t, c, 4, 2);
+  var s = slice_cols(t, c, 4, 2);
   CHECK(t.value(s)[3] == ps.value(1)[3]);
   PUREVLM_REQUIRE_GRADCHECK(gradcheck(ps, [&](auto& t, auto& ps) {
     var e = embedding(t, t.parameter(ps, 0), ids);
     var c = concat(t, e, t.parameter(ps, 1));
-    var st = stack(t, slice(t, c, 1, 4), repeat_rows(t, t.parameter(ps, 2), 2));
+    var st = stack(t, slice_cols(t, c, 1, 4), repeat_rows(t, t.parameter(ps, 2), 2));
     return readout(t, st);
   }), 1e-6);
 }
@@ -188,7 +188,7 @@ TEST_CASE("bad shapes throw purevlm::error naming both shapes") {
   CHECK_THROWS_AS((void)add(t, x, w), purevlm::error);
   CHECK_THROWS_AS((void)mul(t, x, w), purevlm::error);
   CHECK_THROWS_AS((void)concat(t, x, t.input(b, 4, 2)), purevlm::error);
-  CHECK_THROWS_AS((void)slice(t, x, 2, 2), purevlm::error);
+  CHECK_THROWS_AS((void)slice_cols(t, x, 2, 2), purevlm::error);
   CHECK_THROWS_AS((void)t.input(a, 4, 4), purevlm::error);
   std::vector<std::int32_t> bad{7};
   CHECK_THROWS_AS((void)embedding(t, w, std::span<const std::int32_t>(bad)), purevlm::error);

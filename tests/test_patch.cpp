@@ -98,7 +98,7 @@ TEST_CASE("a bilinear convolution moves with the image: shifting the input shift
 }
 
 TEST_CASE("the default preset is a patch model within the seed's budget; a small patch VLM passes the gradient check") {
-  vlm m(vlm_config::standard(), vocabulary(mnist_class_names()));
+  vlm m(vlm_config::default_preset(), vocabulary(mnist_class_names()));
   const auto& c = m.config();
   CHECK(c.vision == vision_mode::patches);
   CHECK(c.vision_positions == 16);  // a 4x4 grid of regions
@@ -106,7 +106,7 @@ TEST_CASE("the default preset is a patch model within the seed's budget; a small
   CHECK(m.parameter_count() <= 32240);
   CHECK(m.parameter_count() == c.patches.parameter_count() + c.gpt.parameter_count());
 
-  vlm_config small = vlm_config::standard();
+  vlm_config small = vlm_config::default_preset();
   small.patches = {.side = 8, .layers = {{.kernel = 3, .channels = 3, .pad = 1, .pool = 2, .stride = 2},
                                          {.kernel = 2, .channels = 8, .pad = 0, .pool = 2, .stride = 1}}};
   small.gpt.n_embd = 8;
@@ -125,7 +125,7 @@ TEST_CASE("the default preset is a patch model within the seed's budget; a small
 }
 
 TEST_CASE("a wide image (numbers): a rectangular token grid, gradients checked, and its config saved and read back") {
-  vlm_config wide = vlm_config::standard();
+  vlm_config wide = vlm_config::default_preset();
   wide.preset = "wide";
   wide.patches = {.side = 8, .cols = 20, .layers = {{.kernel = 3, .channels = 3, .pad = 1, .pool = 2, .stride = 2},
                                                     {.kernel = 2, .channels = 8, .pad = 0, .pool = 2, .stride = 1}}};
@@ -177,7 +177,7 @@ TEST_CASE("a version 2 checkpoint (square patch images, no column count) still l
 TEST_CASE("patch configs that do not fit are refused with the sizes") {
   patch_config c{.side = 6, .layers = {{.kernel = 7, .channels = 4}}};
   CHECK(has(error_of([&] { c.validate(); }), "7x7 patches"));
-  vlm_config v = vlm_config::standard();
+  vlm_config v = vlm_config::default_preset();
   v.patches.layers.back().channels = 24;
   CHECK(has(error_of([&] { vlm m(v, vocabulary(mnist_class_names())); }), "must equal gpt.n_embd (32)"));
   basic_tape<double> t;

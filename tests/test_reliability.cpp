@@ -98,10 +98,10 @@ TEST_CASE("range checks cannot wrap: huge counts and offsets are refused") {
   std::vector<float> x(12, 1.0f);
   var v = t.input(x, 3, 4);
   const std::size_t huge = std::numeric_limits<std::size_t>::max();
-  CHECK(has(error_of([&] { (void)rows(t, v, 2, huge); }), "outside"));
-  CHECK(has(error_of([&] { (void)rows(t, v, huge, 2); }), "outside"));
-  CHECK(has(error_of([&] { (void)slice(t, v, 3, huge); }), "outside"));
-  CHECK(has(error_of([&] { (void)slice(t, v, huge, 2); }), "outside"));
+  CHECK(has(error_of([&] { (void)slice_rows(t, v, 2, huge); }), "outside"));
+  CHECK(has(error_of([&] { (void)slice_rows(t, v, huge, 2); }), "outside"));
+  CHECK(has(error_of([&] { (void)slice_cols(t, v, 3, huge); }), "outside"));
+  CHECK(has(error_of([&] { (void)slice_cols(t, v, huge, 2); }), "outside"));
   basic_parameters<float> ps;
   rng g(1);
   basic_gpt<float> gpt(gpt_config{.vocab = 5, .block_size = 8, .n_embd = 8, .n_head = 2, .mlp_hidden = 8}, ps, g);
@@ -163,7 +163,7 @@ TEST_CASE("every backward kernel adds to the gradient that is there") {
   };
   {  // attention, both scores
     const std::size_t Tq = 5, Tk = 5, C = 16, H = 2, D = 8;
-    for (attention_score sc : {attention_score::dot(D), attention_score::tensor(D)}) {
+    for (attention_score sc : {attention_score::of(score_kind::dot, D), attention_score::of(score_kind::tensor, D)}) {
       auto q = random(Tq * C), k = random(Tk * C), v = random(Tk * C), dout = random(Tq * C);
       std::vector<double> out(Tq * C), saved(attention_saved_size(Tq, H)), scratch(attention_scratch_size(Tk, D, sc.factors));
       attention_forward<double>(out, saved, scratch, q, k, v, Tq, Tk, C, H, sc);
@@ -234,7 +234,7 @@ TEST_CASE("per-matrix clipping leaves each tokenizer matrix's gradient at most c
 
 TEST_CASE("a step over an odd batch is the mean of its samples, every one of them") {
   const auto data = tiny_data(40);
-  vlm_config c = vlm_config::standard();
+  vlm_config c = vlm_config::default_preset();
   c.train.batch = 11;  // 8 chunks of 1 or 2 samples
   c.train.shuffle = false;
   c.train.shift = 0;
@@ -286,7 +286,7 @@ TEST_CASE("attention kernels against the plain formulas (attention_plain), forwa
                  size{130, 130, 8, 1}, size{130, 130, 8, 2}, size{70, 150, 12, 3}, size{1, 150, 8, 2},
                  size{150, 150, 64, 2}, size{67, 67, 64, 1}}) {
     const std::size_t H = 2, C = H * z.D;
-    const attention_score score = z.m == 1 ? attention_score::dot(z.D) : attention_score::tensor(z.D, z.m);
+    const attention_score score = z.m == 1 ? attention_score::of(score_kind::dot, z.D) : attention_score::of(score_kind::tensor, z.D, z.m);
     rng g(z.Tk * 10 + z.m);
     std::vector<double> q(z.Tq * C), k(z.Tk * C), v(z.Tk * C), dout(z.Tq * C);
     for (auto* x : {&q, &k, &v, &dout}) for (double& e : *x) e = g.normal();

@@ -29,7 +29,7 @@ labeled_images synthetic(std::size_t n = 200, std::uint64_t seed = 3) {
   return d;
 }
 vlm_config small_run(std::int64_t steps, bool shuffle) {
-  vlm_config c = vlm_config::standard();
+  vlm_config c = vlm_config::default_preset();
   c.train.steps = steps;
   c.train.batch = 4;
   c.train.shuffle = shuffle;
@@ -153,7 +153,7 @@ TEST_CASE("checkpoints: round trip, and truncated, corrupt, foreign or wrong-arc
   future[8] = 9;
   CHECK(has(error_of([&] { (void)read_checkpoint(write("v.ckpt", future)); }), "version 9"));
   CHECK(has(error_of([&] { (void)read_checkpoint((dir / "missing.ckpt").string()); }), "cannot open"));
-  vlm other(vlm_config::standard(), vocabulary(mnist_class_names()));
+  vlm other(vlm_config::default_preset(), vocabulary(mnist_class_names()));
   CHECK(has(error_of([&] { restore(read_checkpoint(path), other); }), "wrong architecture"));
   // a checkpoint of purevlm 0.1's "default" (global tokenizer, two chunked vision positions) is
   // refused by today's default with a message that says to retrain

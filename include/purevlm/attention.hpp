@@ -15,12 +15,16 @@
 
 namespace purevlm {
 
+enum class score_kind { dot, tensor };
+
 // score(q, k) = scale · Π_{f < factors} (q_f · k_f)
 struct attention_score {
   std::size_t factors = 2;
   double scale = 0.125;
-  static attention_score dot(std::size_t D) { return {1, 1.0 / std::sqrt(double(D))}; }
-  static attention_score tensor(std::size_t D, std::size_t m = 2) { return {m, 1.0 / double(D)}; }
+  // dot: m = 1, scale 1/√D; tensor: m factors (2 unless told), scale 1/D
+  static attention_score of(score_kind kind, std::size_t D, std::size_t m = 2) {
+    return kind == score_kind::dot ? attention_score{1, 1.0 / std::sqrt(double(D))} : attention_score{m, 1.0 / double(D)};
+  }
 };
 
 // ---- the plain kernels: the formulas as written, one query and one key at a time ----
@@ -236,7 +240,7 @@ void attention_backward(std::span<T> dq, std::span<T> dk, std::span<T> dv, std::
     detail::head_transpose(kT, &k[h * D], Tk, C, D);
     detail::head_transpose(vT, &v[h * D], Tk, C, D);
     for (std::size_t i = 0; i < Tq; ++i) {
-      delta[i] = detail::dot(&dout[i * C + h * D], &out[i * C + h * D], D);
+      delta[i] = detail::dot_product(&dout[i * C + h * D], &out[i * C + h * D], D);
       lse[i] = stats[2 * (h * Tq + i)] - std::log(stats[2 * (h * Tq + i) + 1]);
     }
     for (std::size_t j0 = 0; j0 < Tk; j0 += B) {
@@ -332,15 +336,16 @@ var attention(basic_tape<T>& t, var q, var k, var v, std::size_t H, attention_sc
   if (H == 0 || C % H != 0 || score.factors == 0 || (C / H) % score.factors != 0)
     throw error("attention: " + std::to_string(C) + " channels do not split into " + std::to_string(H) +
                 " heads of " + std::to_string(score.factors) + " equal parts");
+  struct args { std::size_t heads; attention_score score; };
   var y = t.make(Tq, C, {q, k, v}, [](basic_tape<T>& t, const auto& n) {
     var q = t.input_of(n, 0), k = t.input_of(n, 1), v = t.input_of(n, 2);
-    const std::size_t Tq = n.rows, Tk = t.rows(k), H = n.p[0], m = n.p[1], S = attention_saved_size(Tq, H);
-    attention_backward<T>(t.grad(q), t.grad(k), t.grad(v), t.scratch(attention_scratch_size(Tk, n.cols / H, m)), t.grad(n), t.saved(n, S), t.value(q),
-                          t.value(k), t.value(v), t.value(n), Tq, Tk, n.cols, H, {m, double(n.c[0])});
+    const auto [H, score] = args_of<args>(n);
+    const std::size_t Tq = n.rows, Tk = t.rows(k), C = n.cols;
+    attention_backward<T>(t.grad(q), t.grad(k), t.grad(v), t.scratch(attention_scratch_size(Tk, C / H, score.factors)),
+                          t.grad(n), t.saved(n, attention_saved_size(Tq, H)), t.value(q), t.value(k), t.value(v),
+                          t.value(n), Tq, Tk, C, H, score);
   });
-  t.at(y).p[0] = H;
-  t.at(y).p[1] = score.factors;
-  t.at(y).c[0] = T(score.scale);
+  t.set_args(y, args{H, score});
   attention_forward<T>(t.value(y), t.save(y, attention_saved_size(Tq, H)),
                        t.scratch(attention_scratch_size(Tk, C / H, score.factors)), t.value(q), t.value(k), t.value(v),
                        Tq, Tk, C, H, score);

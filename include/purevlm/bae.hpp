@@ -49,8 +49,8 @@ void gram_quadratic_forward(std::span<T> out, std::span<T> gl, std::span<T> gr, 
   T q = 0;
   for (std::size_t j = 0; j < R; ++j)
     for (std::size_t k = 0; k < R; ++k) {
-      gl[j * R + k] = detail::dot(&L[j * P], &L[k * P], P);
-      gr[j * R + k] = detail::dot(&Rm[j * P], &Rm[k * P], P);
+      gl[j * R + k] = detail::dot_product(&L[j * P], &L[k * P], P);
+      gr[j * R + k] = detail::dot_product(&Rm[j * P], &Rm[k * P], P);
       q += f[j] * f[k] * gl[j * R + k] * gr[j * R + k];
     }
   out[0] = q;

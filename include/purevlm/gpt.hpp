@@ -15,8 +15,6 @@
 
 namespace purevlm {
 
-enum class score_kind { dot, tensor };
-
 // SPEC.md's seed sizes are the defaults.
 struct gpt_config {
   std::size_t vocab = 17, block_size = 36, n_layer = 1, n_embd = 32, n_head = 4, mlp_hidden = 128;
@@ -25,7 +23,7 @@ struct gpt_config {
 
   std::size_t head_dim() const { return n_embd / n_head; }
   attention_score attention() const {
-    return score == score_kind::dot ? attention_score::dot(head_dim()) : attention_score::tensor(head_dim(), tensor_factors);
+    return attention_score::of(score, head_dim(), tensor_factors);
   }
   void validate() const {
     auto fail = [](const std::string& m) { throw error("gpt_config." + m); };
@@ -167,7 +165,7 @@ public:
     if (first > cfg_.block_size || t.rows(x) > cfg_.block_size - first)
       throw error("gpt: positions " + std::to_string(first) + ".." + std::to_string(first + t.rows(x)) +
                   " exceed block_size " + std::to_string(cfg_.block_size));
-    return add(t, x, rows(t, t.parameter(ps, wpe_, grads), first, t.rows(x)));
+    return add(t, x, slice_rows(t, t.parameter(ps, wpe_, grads), first, t.rows(x)));
   }
   // wte[tokens] + wpe[first ..]
   var embed(basic_tape<T>& t, const basic_parameters<T>& ps, std::span<T> grads, std::span<const std::int32_t> tokens,
@@ -199,8 +197,8 @@ public:
       if (l + 1 == layers_.size() && logits_from > 0) {
         // Past the last layer's keys and values only rows that reach the LM head matter: their
         // queries attend to every key, and the other rows skip the rest of the block. Exact.
-        x = rows(t, x, logits_from, t.rows(x) - logits_from);
-        xn = rows(t, xn, logits_from, t.rows(xn) - logits_from);
+        x = slice_rows(t, x, logits_from, t.rows(x) - logits_from);
+        xn = slice_rows(t, xn, logits_from, t.rows(xn) - logits_from);
       }
       var q = matmul(t, xn, p(w.wq));
       if (weights)

@@ -58,7 +58,7 @@ struct vlm_config {
   // stride 1 to a 4x4 grid: 16 tokens of n_embd = 32, each the degree-4 BAE×BAE code of one
   // region. The GPT reads them with a 64-unit MLP. Batches of 32, shuffled, 8 epochs, cosine
   // schedule from 0.005, ±3-pixel shifts. The experiments that chose it: README "Results".
-  static vlm_config standard() {
+  static vlm_config default_preset() {
     vlm_config c;
     c.preset = "default";
     c.vision = vision_mode::patches;
@@ -74,7 +74,7 @@ struct vlm_config {
   // numbers pooled), so a 4x18 grid of 72 regions, each seeing part of one or two digits; the
   // default's GPT. 120,000 steps of 32 made numbers (3.8 million, none seen twice).
   static vlm_config numbers() {
-    vlm_config c = standard();
+    vlm_config c = default_preset();
     c.preset = "numbers";
     c.patches.cols = 42;
     c.train.steps = 120000;
@@ -84,7 +84,7 @@ struct vlm_config {
   // "seed", "default" or "numbers"
   static vlm_config named(const std::string& preset) {
     if (preset == "seed") return seed();
-    if (preset == "default") return standard();
+    if (preset == "default") return default_preset();
     if (preset == "numbers") return numbers();
     throw error("unknown preset '" + preset + "': choose seed, default or numbers");
   }

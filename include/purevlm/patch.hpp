@@ -125,12 +125,13 @@ var patches(basic_tape<T>& t, var x, std::size_t H, std::size_t W, std::size_t K
     throw error("patches: " + std::to_string(K) + "x" + std::to_string(K) + " windows, pad " + std::to_string(pad) +
                 ", over a " + std::to_string(H) + "x" + std::to_string(W) + " grid of " + t.shape_of(x));
   const std::size_t C = t.cols(x);
+  struct window { std::size_t H, W, K, pad; };
   var y = t.make((H + 2 * pad - K + 1) * (W + 2 * pad - K + 1), K * K * C, {x}, [](basic_tape<T>& t, const auto& n) {
     var x = t.input_of(n, 0);
-    patches_backward<T>(t.grad(x), t.grad(n), n.p[0], n.p[1], t.cols(x), n.p[2], n.p[3]);
+    const auto [H, W, K, pad] = args_of<window>(n);
+    patches_backward<T>(t.grad(x), t.grad(n), H, W, t.cols(x), K, pad);
   });
-  auto& nd = t.at(y);
-  nd.p[0] = H; nd.p[1] = W; nd.p[2] = K; nd.p[3] = pad;
+  t.set_args(y, window{H, W, K, pad});
   patches_forward<T>(t.value(y), t.value(x), H, W, C, K, pad);
   return y;
 }
@@ -142,11 +143,12 @@ var avgpool(basic_tape<T>& t, var x, std::size_t H, std::size_t W, std::size_t K
     throw error("avgpool: " + std::to_string(K) + "x" + std::to_string(K) + " windows, stride " + std::to_string(S) +
                 ", over a " + std::to_string(H) + "x" + std::to_string(W) + " grid of " + t.shape_of(x));
   const std::size_t C = t.cols(x);
+  struct window { std::size_t H, W, K, stride; };
   var y = t.make(((H - K) / S + 1) * ((W - K) / S + 1), C, {x}, [](basic_tape<T>& t, const auto& n) {
-    avgpool_backward<T>(t.grad(t.input_of(n, 0)), t.grad(n), n.p[0], n.p[1], n.cols, n.p[2], n.p[3]);
+    const auto [H, W, K, S] = args_of<window>(n);
+    avgpool_backward<T>(t.grad(t.input_of(n, 0)), t.grad(n), H, W, n.cols, K, S);
   });
-  auto& nd = t.at(y);
-  nd.p[0] = H; nd.p[1] = W; nd.p[2] = K; nd.p[3] = S;
+  t.set_args(y, window{H, W, K, S});
   avgpool_forward<T>(t.value(y), t.value(x), H, W, C, K, S);
   return y;
 }

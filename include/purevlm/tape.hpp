@@ -6,7 +6,9 @@
 // once allocates nothing again. Every tensor on the tape is 2-D [rows, cols]; a vector is [1, n].
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <initializer_list>
 #include <string>
 #include <vector>
@@ -32,8 +34,7 @@ public:
     std::size_t value = 0, saved = 0, ints = 0, inputs = 0, n_inputs = 0;
     T* ext_value = nullptr;  // parameters live outside the tape: value and gradient
     T* ext_grad = nullptr;
-    std::size_t p[4] = {};  // op-specific sizes
-    T c[2] = {};            // op-specific constants
+    alignas(8) std::byte args[32] = {};  // the op's own sizes and constants: set_args(), args_of()
     bool needs_grad = false;  // a parameter is upstream; backward() skips the nodes that have none
   };
 
@@ -110,6 +111,13 @@ public:
   std::span<T> scratch(std::size_t count) {
     if (scratch_.size() < count) scratch_.resize(count);
     return {scratch_.data(), count};
+  }
+  // An op's own sizes and constants (heads, an offset, an epsilon) as a small struct of its own,
+  // kept on its node for its backward, which reads them back with args_of<A>(node).
+  template <class A>
+  void set_args(var v, const A& a) {
+    static_assert(std::is_trivially_copyable_v<A> && sizeof(A) <= sizeof(node::args));
+    std::memcpy(nodes_[v.id].args, &a, sizeof a);
   }
   // Integers an op keeps (token ids, targets), attached to node v.
   std::span<const std::int32_t> save_ints(var v, std::span<const std::int32_t> data) {
@@ -202,6 +210,14 @@ private:
 
 using tape = basic_tape<float>;
 
+// The struct set_args() kept on node n.
+template <class A, class Node>
+A args_of(const Node& n) {
+  A a;
+  std::memcpy(&a, n.args, sizeof a);
+  return a;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tape ops for the primitives of ops.hpp: check shapes, record, run the forward kernel.
 // Each backward reads its inputs back from the node and calls the matching _backward kernel.
@@ -246,9 +262,9 @@ var mul(basic_tape<T>& t, var a, var b) {
 template <std::floating_point T>
 var scale(basic_tape<T>& t, var a, T c) {
   var y = t.make(t.rows(a), t.cols(a), {a}, [](basic_tape<T>& t, const auto& n) {
-    scale_backward<T>(t.grad(t.input_of(n, 0)), t.grad(n), n.c[0]);
+    scale_backward<T>(t.grad(t.input_of(n, 0)), t.grad(n), args_of<T>(n));
   });
-  t.at(y).c[0] = c;
+  t.set_args(y, c);
   scale_forward<T>(t.value(y), t.value(a), c);
   return y;
 }
@@ -264,12 +280,13 @@ var relu(basic_tape<T>& t, var a) {
 
 template <std::floating_point T>
 var clamp(basic_tape<T>& t, var a, T lo, T hi) {
+  struct range { T lo, hi; };
   var y = t.make(t.rows(a), t.cols(a), {a}, [](basic_tape<T>& t, const auto& n) {
     var a = t.input_of(n, 0);
-    clamp_backward<T>(t.grad(a), t.grad(n), t.value(a), n.c[0], n.c[1]);
+    const auto [lo, hi] = args_of<range>(n);
+    clamp_backward<T>(t.grad(a), t.grad(n), t.value(a), lo, hi);
   });
-  t.at(y).c[0] = lo;
-  t.at(y).c[1] = hi;
+  t.set_args(y, range{lo, hi});
   clamp_forward<T>(t.value(y), t.value(a), lo, hi);
   return y;
 }
@@ -305,9 +322,9 @@ template <std::floating_point T>
 var l2norm(basic_tape<T>& t, var x, T eps = T(1e-8)) {
   var y = t.make(t.rows(x), t.cols(x), {x}, [](basic_tape<T>& t, const auto& n) {
     var x = t.input_of(n, 0);
-    l2norm_backward<T>(t.grad(x), t.grad(n), t.value(x), t.saved(n, n.rows), n.rows, n.cols, n.c[0]);
+    l2norm_backward<T>(t.grad(x), t.grad(n), t.value(x), t.saved(n, n.rows), n.rows, n.cols, args_of<T>(n));
   });
-  t.at(y).c[0] = eps;
+  t.set_args(y, eps);
   auto norm = t.save(y, t.rows(x));
   l2norm_forward<T>(t.value(y), norm, t.value(x), t.rows(x), t.cols(x), eps);
   return y;
@@ -364,26 +381,28 @@ template <std::floating_point T>
 var join(basic_tape<T>& t, var a, var b, std::size_t rows, std::size_t cols, std::size_t N) {
   var y = t.make(rows, cols, {a, b}, [](basic_tape<T>& t, const auto& n) {
     var a = t.input_of(n, 0), b = t.input_of(n, 1);
-    const std::size_t N = n.p[0], Ca = t.size(a) / N;
+    const std::size_t N = args_of<std::size_t>(n), Ca = t.size(a) / N;
     concat_backward<T>(t.grad(a), t.grad(n), N, n.rows * n.cols / N, Ca, 0);
     concat_backward<T>(t.grad(b), t.grad(n), N, n.rows * n.cols / N, t.size(b) / N, Ca);
   });
-  t.at(y).p[0] = N;
+  t.set_args(y, N);
   concat_forward<T>(t.value(y), t.value(a), N, rows * cols / N, t.size(a) / N, 0);
   concat_forward<T>(t.value(y), t.value(b), N, rows * cols / N, t.size(b) / N, t.size(a) / N);
   return y;
 }
 // Block n of the output is the Cout values at `offset` of x's block n, for N blocks: a column
 // slice uses N = rows; a row range is the same with N = 1.
+struct cut_args {
+  std::size_t blocks, offset;
+};
 template <std::floating_point T>
 var cut(basic_tape<T>& t, var x, std::size_t rows, std::size_t cols, std::size_t N, std::size_t offset) {
   var y = t.make(rows, cols, {x}, [](basic_tape<T>& t, const auto& n) {
     var x = t.input_of(n, 0);
-    const std::size_t N = n.p[0];
-    slice_backward<T>(t.grad(x), t.grad(n), N, t.size(x) / N, n.rows * n.cols / N, n.p[1]);
+    const auto [N, offset] = args_of<cut_args>(n);
+    slice_backward<T>(t.grad(x), t.grad(n), N, t.size(x) / N, n.rows * n.cols / N, offset);
   });
-  t.at(y).p[0] = N;
-  t.at(y).p[1] = offset;
+  t.set_args(y, cut_args{N, offset});
   slice_forward<T>(t.value(y), t.value(x), N, t.size(x) / N, rows * cols / N, offset);
   return y;
 }
@@ -403,17 +422,17 @@ var stack(basic_tape<T>& t, var a, var b) {
 }
 // Columns [offset, offset+C) of x[N, Cin]
 template <std::floating_point T>
-var slice(basic_tape<T>& t, var x, std::size_t offset, std::size_t C) {
+var slice_cols(basic_tape<T>& t, var x, std::size_t offset, std::size_t C) {
   if (offset > t.cols(x) || C > t.cols(x) - offset)  // written so that no sum can wrap
-    throw error("slice: columns [" + std::to_string(offset) + "," + std::to_string(offset + C) +
+    throw error("slice_cols: columns [" + std::to_string(offset) + "," + std::to_string(offset + C) +
                 ") are outside " + t.shape_of(x));
   return detail::cut(t, x, t.rows(x), C, t.rows(x), offset);
 }
 // Rows [first, first+count) of x[N, C]
 template <std::floating_point T>
-var rows(basic_tape<T>& t, var x, std::size_t first, std::size_t count) {
+var slice_rows(basic_tape<T>& t, var x, std::size_t first, std::size_t count) {
   if (first > t.rows(x) || count > t.rows(x) - first)  // written so that no sum can wrap
-    throw error("rows: rows [" + std::to_string(first) + "," + std::to_string(first + count) +
+    throw error("slice_rows: rows [" + std::to_string(first) + "," + std::to_string(first + count) +
                 ") are outside " + t.shape_of(x));
   return detail::cut(t, x, count, t.cols(x), 1, first * t.cols(x));
 }

@@ -1,0 +1,330 @@
+// SPDX-License-Identifier: MIT
+// detail/simd.hpp: the vector machinery under the kernels of ops.hpp and attention.hpp, kept apart
+// so that those read as the math. GCC/Clang vector extensions (`vector_size`), no intrinsics:
+// dot products and sums in eight fixed lanes (the order every sum is added in), e^x for a vector,
+// the register-tiled matrix product (gemm) that every matmul and attention product runs through,
+// and in-register transposes. Nothing here knows about models; none of it is public API.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+namespace purevlm {
+
+namespace detail {
+// The eight partial sums of a lane-wise accumulation (an array or a vector) added as a tree:
+// the one order dot_product(), exp_sum() and l2_norm() add in (lane_sums() below does it with shuffles).
+template <class A>
+inline auto tree_sum(const A& acc) {
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+// Dot product with eight independent partial sums, so that -O2/-O3 vectorizes it without
+// -ffast-math (a single accumulator is a serial dependency the compiler must respect).
+template <std::floating_point T>
+inline T dot_product(const T* a, const T* b, std::size_t n) {
+  T acc[8] = {};
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (std::size_t j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
+  T s = tree_sum(acc);
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+// y += a * x
+template <std::floating_point T>
+inline void axpy(T* y, T a, const T* x, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+// One 32-byte vector of T (8 floats, 4 doubles), a GCC/Clang extension: the single place where
+// purevlm spells out vectorization, because the compiler would not register-block gemm itself.
+template <std::floating_point T>
+struct simd {
+  using type [[gnu::vector_size(32)]] = T;
+};
+
+// e^x for eight floats at once (the library's only own transcendental: softmax rows are its hot
+// spot, and the scalar expf there cost more than all the multiply-adds of a seed-sized head).
+// x = n·ln2 + r with n = round(x·log2 e) and |r| ≤ ln2/2 (ln2 split in two so n·ln2_hi is exact);
+// e^r by its Taylor series to r⁷ (truncation below 1e-8 relative), times 2ⁿ built in the exponent
+// bits. Relative error ~1 ulp on [-87, 88], where e^x is a normal float; below -87 it gives 0
+// (the true value is denormal or less), above 88 it saturates at e^88.
+// (In place, by reference: a 32-byte vector passed by value changes the ABI without AVX.)
+// V is a vector of floats of any width (8 or 16 lanes); each lane is computed alone.
+template <class V>
+inline void exp_in_place(V& x) {
+  using I [[gnu::vector_size(sizeof(V))]] = std::int32_t;
+  const V lo = V{} - 87.0f, hi = V{} + 88.0f, zero = {};
+  const V xc = x < lo ? lo : (x > hi ? hi : x);
+  const float shift = 12582912.0f;  // 1.5·2²³: adding it rounds to an integer in the low mantissa bits
+  const V t = xc * 1.44269504088896341f + shift, n = t - shift;
+  const V r = (xc - n * 0.693359375f) - n * -2.12194440054690583e-4f;
+  V p = zero + 1.0f / 5040;
+  for (float c : {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f}) p = p * r + c;
+  I bits;
+  std::memcpy(&bits, &t, sizeof bits);
+  bits = (bits - 0x4B400000 + 127) << 23;  // 0x4B400000 is `shift`'s bit pattern: bits − it = n
+  V two_n;
+  std::memcpy(&two_n, &bits, sizeof two_n);
+  x = x < lo ? zero : p * two_n;
+}
+
+// max of a[0..n), n ≥ 1, branch-free in eight lanes (vmaxps): std::max_element's data-dependent
+// branch mispredicted often enough on attention rows to cost more than the scores themselves.
+template <std::floating_point T>
+T max_of(const T* a, std::size_t n) {
+  T m[8];
+  std::fill(m, m + 8, a[0]);
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (std::size_t j = 0; j < 8; ++j) m[j] = a[i + j] > m[j] ? a[i + j] : m[j];
+  for (; i < n; ++i) m[0] = a[i] > m[0] ? a[i] : m[0];
+  T r = m[0];
+  for (std::size_t j = 1; j < 8; ++j) r = m[j] > r ? m[j] : r;
+  return r;
+}
+
+// a[t] ← e^(scale·a[t] − shift) for t < n; returns their sum. Floats run through exp_in_place()
+// sixteen at a time where the build has 64-byte vectors, else eight; the sum is kept in eight
+// lanes either way (a wide vector adds its low half, then its high half, the order eight-lane
+// steps would), then added as a tree, so the sum does not depend on the vector width.
+template <std::floating_point T>
+T exp_sum(T* a, std::size_t n, T shift, T scale = T(1)) {
+  if constexpr (std::is_same_v<T, float>) {
+    using V = simd<float>::type;
+    V acc = {}, x;
+    std::size_t t = 0;
+#if defined(__AVX512F__)
+    using W [[gnu::vector_size(64)]] = float;
+    for (W y; t + 16 <= n; t += 16) {
+      std::memcpy(&y, a + t, sizeof y);
+      y = y * scale - shift;
+      exp_in_place(y);
+      std::memcpy(a + t, &y, sizeof y);
+      std::memcpy(&x, a + t, sizeof x);
+      acc += x;
+      std::memcpy(&x, a + t + 8, sizeof x);
+      acc += x;
+    }
+#endif
+    for (; t + 8 <= n; t += 8) {
+      std::memcpy(&x, a + t, sizeof x);
+      x = x * scale - shift;
+      exp_in_place(x);
+      std::memcpy(a + t, &x, sizeof x);
+      acc += x;
+    }
+    if (t < n) {  // the last partial vector, its padding lanes zeroed
+      using I [[gnu::vector_size(32)]] = std::int32_t;
+      const I lane = {0, 1, 2, 3, 4, 5, 6, 7};
+      x = V{};
+      std::memcpy(&x, a + t, (n - t) * sizeof(float));
+      x = x * scale - shift;
+      exp_in_place(x);
+      x = lane < std::int32_t(n - t) ? x : V{};
+      std::memcpy(a + t, &x, (n - t) * sizeof(float));
+      acc += x;
+    }
+    return T(tree_sum(acc));
+  } else {
+    T sum = 0;
+    for (std::size_t t = 0; t < n; ++t) sum += (a[t] = std::exp(a[t] * scale - shift));
+    return sum;
+  }
+}
+
+// The widest vector the build targets (64 bytes with AVX-512, else 32), for gemm alone: its
+// columns are independent, so the width changes speed, never a result.
+template <std::floating_point T>
+struct wide_simd {
+#if defined(__AVX512F__)
+  using type [[gnu::vector_size(64)]] = T;
+#else
+  using type = typename simd<T>::type;
+#endif
+};
+
+// A matrix in memory: element (i, j) at data[i·row + j·col]. gemm reads A through one of these, so
+// that a product with a transposed matrix (dWᵀ, Pᵀ in attention) needs no copy.
+template <class T>
+struct strided {
+  T* data;
+  std::size_t row, col = 1;
+};
+template <class T>
+strided<T> transposed(strided<T> a) { return {a.data, a.col, a.row}; }
+
+// Whether gemm adds its product to C or writes it over C (what C held is then never read).
+enum class gemm_to { add, set };
+
+// An R×J tile of C (rows ldc apart) — R rows, J vectors V of columns — kept in registers while k
+// runs: each vector of B is loaded once for R multiply-adds and each A(r, k) once for J.
+template <class V, int R, int J, std::floating_point T>
+inline void gemm_tile(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_t ldb, std::size_t K,
+                      gemm_to to) {
+  constexpr std::size_t L = sizeof(V) / sizeof(T);
+  V s[R][J], b[J];  // memcpy: unaligned loads and stores, no aliasing questions
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+    for (int j = 0; j < J; ++j)
+      if (to == gemm_to::add) std::memcpy(&s[r][j], C + r * ldc + j * L, sizeof(V));
+      else s[r][j] = V{};
+  for (std::size_t k = 0; k < K; ++k) {
+#pragma GCC unroll 2
+    for (int j = 0; j < J; ++j) std::memcpy(&b[j], B + k * ldb + j * L, sizeof(V));
+    const T* a = A.data + k * A.col;
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+      for (int j = 0; j < J; ++j) s[r][j] += a[r * A.row] * b[j];
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+    for (int j = 0; j < J; ++j) std::memcpy(C + r * ldc + j * L, &s[r][j], sizeof(V));
+}
+
+// R rows of C, across: tiles of two widest vectors, then one, then one 32-byte vector, then one
+// 16-byte vector (an attention head's factor of 4 floats), then single columns (a "vector" of one
+// T: the same code, scalar).
+template <int R, std::floating_point T>
+void gemm_rows(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_t ldb, std::size_t K, std::size_t M,
+               gemm_to to) {
+  using W = typename wide_simd<T>::type;
+  using V = typename simd<T>::type;
+  using N [[gnu::vector_size(16)]] = T;
+  constexpr std::size_t LW = sizeof(W) / sizeof(T), LV = sizeof(V) / sizeof(T), LN = sizeof(N) / sizeof(T);
+  std::size_t m = 0;
+  for (; m + 2 * LW <= M; m += 2 * LW) gemm_tile<W, R, 2>(C + m, ldc, A, B + m, ldb, K, to);
+  for (; m + LW <= M; m += LW) gemm_tile<W, R, 1>(C + m, ldc, A, B + m, ldb, K, to);
+  for (; m + LV <= M; m += LV) gemm_tile<V, R, 1>(C + m, ldc, A, B + m, ldb, K, to);
+  for (; m + LN <= M; m += LN) gemm_tile<N, R, 1>(C + m, ldc, A, B + m, ldb, K, to);
+  for (; m < M; ++m) gemm_tile<T, R, 1>(C + m, ldc, A, B + m, ldb, K, to);
+}
+
+// C[N,M] += A[N,K] · B[K,M] (or = with gemm_to::set), C's rows ldc apart and B's ldb apart (columns contiguous), A any
+// strided matrix. Tiles of 8 rows where there are 32 vector registers (AVX-512: 16 accumulators,
+// enough independent multiply-adds to fill both FMA pipes), else 4; then 4, then 1 for the last.
+// Every matmul, forward and backward, and every product in attention runs through here; each C
+// element sums over k in order, whatever tile computes it.
+template <std::floating_point T>
+void gemm(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_t ldb, std::size_t N, std::size_t K,
+          std::size_t M, gemm_to to = gemm_to::add) {
+#if defined(__AVX512F__)
+  constexpr int R = 8;
+#else
+  constexpr int R = 4;
+#endif
+  auto rows = [&](std::size_t n) { return strided<const T>{A.data + n * A.row, A.row, A.col}; };
+  std::size_t n = 0;
+  for (; n + R <= N; n += R) gemm_rows<R>(C + n * ldc, ldc, rows(n), B, ldb, K, M, to);
+  for (; n + 4 <= N; n += 4) gemm_rows<4>(C + n * ldc, ldc, rows(n), B, ldb, K, M, to);
+  for (; n < N; ++n) gemm_rows<1>(C + n * ldc, ldc, rows(n), B, ldb, K, M, to);
+}
+// C[N,M] += A[N,K] · B[K,M], all three row-major and dense
+template <std::floating_point T>
+void gemm_accumulate(T* C, const T* A, const T* B, std::size_t N, std::size_t K, std::size_t M) {
+  gemm(C, M, strided<const T>{A, K}, B, M, N, K, M);
+}
+
+// The lane sums of eight float vectors as one vector: r[j] = Σ lanes of v[j], each added in
+// tree_sum()'s order ((0+1)+(2+3))+((4+5)+(6+7)), by three rounds of pairwise shuffles and adds.
+inline void lane_sums(simd<float>::type& r, const simd<float>::type (&v)[8]) {
+  using V = simd<float>::type;
+  V u[4], w[2];
+  for (int k = 0; k < 4; ++k)  // u[k] = [a01 b01 a23 b23 a45 b45 a67 b67] for a = v[2k], b = v[2k+1]
+    u[k] = __builtin_shufflevector(v[2 * k], v[2 * k + 1], 0, 8, 2, 10, 4, 12, 6, 14) +
+           __builtin_shufflevector(v[2 * k], v[2 * k + 1], 1, 9, 3, 11, 5, 13, 7, 15);
+  for (int k = 0; k < 2; ++k)  // w[k]: lanes 0..3 the (0123) sums of four vectors, 4..7 their (4567)
+    w[k] = __builtin_shufflevector(u[2 * k], u[2 * k + 1], 0, 1, 8, 9, 4, 5, 12, 13) +
+           __builtin_shufflevector(u[2 * k], u[2 * k + 1], 2, 3, 10, 11, 6, 7, 14, 15);
+  r = __builtin_shufflevector(w[0], w[1], 0, 1, 2, 3, 8, 9, 10, 11) +
+      __builtin_shufflevector(w[0], w[1], 4, 5, 6, 7, 12, 13, 14, 15);
+}
+
+// y[o] = W[o, :] · x for W[O, I]: a matrix times one vector, eight rows at a time, so that each
+// vector of x is loaded once for eight rows and their horizontal sums share shuffles. Every row
+// sums in dot_product()'s order (lane by lane, the same tree, then the tail), so y does not depend on O.
+template <std::floating_point T>
+void matvec(T* y, const T* W, const T* x, std::size_t O, std::size_t I) {
+  std::size_t o = 0;
+  if constexpr (std::is_same_v<T, float>) {  // dot_product()'s order has eight lanes: one float vector
+    using V = simd<float>::type;
+    for (; o + 8 <= O; o += 8) {
+      V s[8] = {}, xv, wv, r;
+      std::size_t i = 0;
+      for (; i + 8 <= I; i += 8) {
+        std::memcpy(&xv, x + i, sizeof xv);
+        for (std::size_t j = 0; j < 8; ++j) {
+          std::memcpy(&wv, W + (o + j) * I + i, sizeof wv);
+          s[j] += wv * xv;
+        }
+      }
+      lane_sums(r, s);
+      for (std::size_t j = 0; j < 8; ++j) {
+        T sum = r[j];
+        for (std::size_t k = i; k < I; ++k) sum += W[(o + j) * I + k] * x[k];
+        y[o + j] = sum;
+      }
+    }
+  }
+  for (; o < O; ++o) y[o] = dot_product(W + o * I, x, I);
+}
+
+// An 8×8 block of floats transposed in registers: v[j] holds row j on entry, column j on exit.
+// Three rounds of shuffles (pairs of lanes, then pairs of pairs, then halves), 24 in all.
+inline void transpose8x8(simd<float>::type (&v)[8]) {
+  using V = simd<float>::type;
+  V t[8], u[8];
+  for (int k = 0; k < 4; ++k) {  // interleave rows 2k, 2k+1
+    t[2 * k] = __builtin_shufflevector(v[2 * k], v[2 * k + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+    t[2 * k + 1] = __builtin_shufflevector(v[2 * k], v[2 * k + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+  }
+  for (int k = 0; k < 2; ++k)  // rows 4k..4k+3: column c in lanes 0..3, column c+4 in lanes 4..7
+    for (int h = 0; h < 2; ++h) {
+      u[4 * k + 2 * h] = __builtin_shufflevector(t[4 * k + h], t[4 * k + h + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+      u[4 * k + 2 * h + 1] = __builtin_shufflevector(t[4 * k + h], t[4 * k + h + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+    }
+  for (int c = 0; c < 4; ++c) {
+    v[c] = __builtin_shufflevector(u[c], u[c + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+    v[c + 4] = __builtin_shufflevector(u[c], u[c + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+  }
+}
+
+// dst[c, r] = src[r, c] for src [R, C] whose rows are `stride` apart (a column block of a wider
+// matrix, such as one attention head); dst rows are `dst_stride` ≥ R apart. Floats go through
+// 8×8 blocks in registers; the edges, and doubles, are copied one by one.
+template <std::floating_point T>
+void transpose(T* dst, const T* src, std::size_t R, std::size_t C, std::size_t stride, std::size_t dst_stride) {
+  // rows [r, r + n) of columns [c0, C), one value at a time
+  auto one_by_one = [&](std::size_t r, std::size_t n, std::size_t c0) {
+    for (std::size_t c = c0; c < C; ++c)
+      for (std::size_t i = 0; i < n; ++i) dst[c * dst_stride + r + i] = src[(r + i) * stride + c];
+  };
+  std::size_t r0 = 0;
+  if constexpr (std::is_same_v<T, float>) {
+    using V = simd<float>::type;
+    for (; r0 + 8 <= R; r0 += 8) {
+      std::size_t c0 = 0;
+      for (; c0 + 8 <= C; c0 += 8) {
+        V v[8];
+        for (std::size_t j = 0; j < 8; ++j) std::memcpy(&v[j], src + (r0 + j) * stride + c0, sizeof(V));
+        transpose8x8(v);
+        for (std::size_t j = 0; j < 8; ++j) std::memcpy(dst + (c0 + j) * dst_stride + r0, &v[j], sizeof(V));
+      }
+      one_by_one(r0, 8, c0);
+    }
+  }
+  one_by_one(r0, R - r0, 0);
+}
+template <std::floating_point T>
+void transpose(T* dst, const T* src, std::size_t R, std::size_t C) { transpose(dst, src, R, C, C, R); }
+}  // namespace detail
+
+}  // namespace purevlm
