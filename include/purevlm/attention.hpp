@@ -141,26 +141,23 @@ void head_transpose(T* dst, const T* src, std::size_t Tk, std::size_t C, std::si
   for (std::size_t d = 0; d < D; ++d) std::fill(dst + d * Tp + Tk, dst + (d + 1) * Tp, T(0));
 }
 // S[r, w] (rows ld apart) = Π_f s_f, the scores before the scale of r query rows against w keys,
-// where product(f, dst) writes s_f = Q_f · K_fᵀ to dst (rows ld apart). With part, each s_f is kept
-// there (block f at part + f·part_stride); without, factors after the first go through tmp.
+// where product(f, dst, to) runs the gemm of s_f = Q_f · K_fᵀ into dst (rows ld apart) as `to`
+// says. Without part, S = s_0 and each further factor multiplies S inside its gemm; with part,
+// each s_f is kept there (block f at part + f·part_stride, for the backward) and S is their product.
 template <std::floating_point T, class Product>
 void block_scores(T* S, T* part, std::size_t ld, std::size_t part_stride, std::size_t r, std::size_t w, std::size_t m,
-                  T* tmp, Product&& product) {
-  for (std::size_t f = 0; f < m; ++f) {
-    product(f, part ? part + f * part_stride : f == 0 ? S : tmp);
-    if (part ? f + 1 < m : f == 0) continue;  // then multiply them, in one pass over the block
-    for (std::size_t i = 0; i < r; ++i) {
-      T* x = S + i * ld;
-      if (!part) {
-        for (std::size_t t = 0; t < w; ++t) x[t] *= tmp[i * ld + t];
-        continue;
-      }
-      const T *s0 = part + i * ld, *s1 = s0 + part_stride;
-      if (m == 1) std::copy(s0, s0 + w, x);
-      else for (std::size_t t = 0; t < w; ++t) x[t] = s0[t] * s1[t];
-      for (std::size_t o = 2; o < m; ++o)
-        for (std::size_t t = 0; t < w; ++t) x[t] *= part[o * part_stride + i * ld + t];
-    }
+                  Product&& product) {
+  for (std::size_t f = 0; f < m; ++f)
+    if (part) product(f, part + f * part_stride, gemm_to::set);
+    else product(f, S, f == 0 ? gemm_to::set : gemm_to::multiply);
+  if (!part) return;
+  for (std::size_t i = 0; i < r; ++i) {
+    T* x = S + i * ld;
+    const T *s0 = part + i * ld, *s1 = s0 + part_stride;
+    if (m == 1) std::copy(s0, s0 + w, x);
+    else for (std::size_t t = 0; t < w; ++t) x[t] = s0[t] * s1[t];
+    for (std::size_t o = 2; o < m; ++o)
+      for (std::size_t t = 0; t < w; ++t) x[t] *= part[o * part_stride + i * ld + t];
   }
 }
 // a[0, w) ← softmax weights from a[t] = e^(score_t − max): times inv = 1/Σ for t < n, and 0 from
@@ -175,11 +172,11 @@ void normalise(T* a, std::size_t n, std::size_t w, T inv) {
 // What the forward saves for the backward: each row's softmax max and 1/sum, stats[H, Tq, 2].
 inline std::size_t attention_saved_size(std::size_t Tq, std::size_t H) { return 2 * H * Tq; }
 // Scratch per call: K and V of one head transposed to [D, Tp] (Tp = detail::padded_keys(Tk)),
-// and the larger of the forward's two score blocks [8, Tp] and the backward's m + 2 tiles and two
+// and the larger of the forward's score block [8, Tp] and the backward's m + 2 tiles and two
 // numbers per query row.
 inline std::size_t attention_scratch_size(std::size_t Tk, std::size_t D, std::size_t m) {
   const std::size_t Tp = detail::padded_keys(Tk), tile = detail::attention_tile;
-  return 2 * D * Tp + std::max(2 * detail::attention_rows * Tp, (m + 2) * tile * tile + 2 * Tk);
+  return 2 * D * Tp + std::max(detail::attention_rows * Tp, (m + 2) * tile * tile + 2 * Tk);
 }
 
 // out[Tq,C] = softmax(causal scores) · v per head; saves stats (see attention_saved_size).
@@ -189,7 +186,7 @@ void attention_forward(std::span<T> out, std::span<T> saved, std::span<T> scratc
                        std::size_t H, attention_score score) {
   const std::size_t D = C / H, m = score.factors, Dm = D / m, Tp = detail::padded_keys(Tk), R = detail::attention_rows;
   const T scale = T(score.scale);
-  T *stats = saved.data(), *kT = scratch.data(), *S = kT + D * Tp, *tmp = S + R * Tp;
+  T *stats = saved.data(), *kT = scratch.data(), *S = kT + D * Tp;
   // Fewer rows than a block (decoding): each row's scores are the keys times the query, read in
   // place (a column of products, K_f · q_f), so the keys need no transpose.
   const bool row_by_row = Tq < R;
@@ -200,14 +197,14 @@ void attention_forward(std::span<T> out, std::span<T> saved, std::span<T> scratc
       const T* Qi = &q[i0 * C + h * D];
       if (row_by_row)
         for (std::size_t i = 0; i < r; ++i)
-          detail::block_scores(S + i * Tp, static_cast<T*>(nullptr), Tp, 0, 1, w, m, tmp, [&](std::size_t f, T* dst) {
+          detail::block_scores(S + i * Tp, static_cast<T*>(nullptr), Tp, 0, 1, w, m, [&](std::size_t f, T* dst, auto to) {
             detail::gemm(dst, 1, detail::strided<const T>{&k[h * D + f * Dm], C}, Qi + i * C + f * Dm, 1, w, Dm, 1,
-                         detail::gemm_to::set);  // s_f = K_f · q_f
+                         to);  // s_f = K_f · q_f
           });
       else
-        detail::block_scores(S, static_cast<T*>(nullptr), Tp, 0, r, w, m, tmp, [&](std::size_t f, T* dst) {
+        detail::block_scores(S, static_cast<T*>(nullptr), Tp, 0, r, w, m, [&](std::size_t f, T* dst, auto to) {
           detail::gemm(dst, Tp, detail::strided<const T>{Qi + f * Dm, C}, kT + f * Dm * Tp, Tp, r, Dm, w,
-                       detail::gemm_to::set);  // s_f = Q_f · K_fᵀ
+                       to);  // s_f = Q_f · K_fᵀ
         });
       for (std::size_t i = 0; i < r; ++i) {
         const std::size_t n = Tk - Tq + i0 + i + 1;  // causal: query i0 + i sees keys 0..n-1
@@ -266,9 +263,8 @@ void attention_backward(std::span<T> dq, std::span<T> dk, std::span<T> dv, std::
         // P = the weights of rows i0.. on keys j0.., e^(scale·score − max − log Σ), 0 in the causal
         // future; the factors s_f kept in part (m > 1); dA = dO·Vᵀ
         row_groups([&](std::size_t i, std::size_t n, std::size_t w) {
-          detail::block_scores(P + i * B, m > 1 ? part + i * B : nullptr, B, B * B, n, w, m, part, [&](std::size_t f, T* dst) {
-            gemm(dst, B, strided<const T>{Qi + i * C + f * Dm, C}, kT + j0 + f * Dm * Tp, Tp, n, Dm, w,
-                 detail::gemm_to::set);  // s_f = Q_f · K_fᵀ
+          detail::block_scores(P + i * B, m > 1 ? part + i * B : nullptr, B, B * B, n, w, m, [&](std::size_t f, T* dst, auto to) {
+            gemm(dst, B, strided<const T>{Qi + i * C + f * Dm, C}, kT + j0 + f * Dm * Tp, Tp, n, Dm, w, to);  // s_f = Q_f · K_fᵀ
           });
           gemm(dA + i * B, B, strided<const T>{dOi + i * C, C}, vT + j0, Tp, n, D, w, detail::gemm_to::set);
         });

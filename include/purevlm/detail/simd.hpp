@@ -106,10 +106,8 @@ T exp_sum(T* a, std::size_t n, T shift, T scale = T(1)) {
       y = y * scale - shift;
       exp_in_place(y);
       std::memcpy(a + t, &y, sizeof y);
-      std::memcpy(&x, a + t, sizeof x);
-      acc += x;
-      std::memcpy(&x, a + t + 8, sizeof x);
-      acc += x;
+      acc += __builtin_shufflevector(y, y, 0, 1, 2, 3, 4, 5, 6, 7);  // the halves from registers:
+      acc += __builtin_shufflevector(y, y, 8, 9, 10, 11, 12, 13, 14, 15);  // reloading them stalls
     }
 #endif
     for (; t + 8 <= n; t += 8) {
@@ -159,8 +157,9 @@ struct strided {
 template <class T>
 strided<T> transposed(strided<T> a) { return {a.data, a.col, a.row}; }
 
-// Whether gemm adds its product to C or writes it over C (what C held is then never read).
-enum class gemm_to { add, set };
+// What gemm does with its product: adds it to C, writes it over C (what C held is then never
+// read), or multiplies C by it elementwise (the tensor score's second factor, in the same pass).
+enum class gemm_to { add, set, multiply };
 
 // An R×J tile of C (rows ldc apart) — R rows, J vectors V of columns — kept in registers while k
 // runs: each vector of B is loaded once for R multiply-adds and each A(r, k) once for J.
@@ -187,7 +186,13 @@ inline void gemm_tile(T* C, std::size_t ldc, strided<const T> A, const T* B, std
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 2
-    for (int j = 0; j < J; ++j) std::memcpy(C + r * ldc + j * L, &s[r][j], sizeof(V));
+    for (int j = 0; j < J; ++j) {
+      if (to == gemm_to::multiply) {
+        std::memcpy(&b[j], C + r * ldc + j * L, sizeof(V));
+        s[r][j] *= b[j];
+      }
+      std::memcpy(C + r * ldc + j * L, &s[r][j], sizeof(V));
+    }
 }
 
 // R rows of C, across: tiles of two widest vectors, then one, then one 32-byte vector, then one
