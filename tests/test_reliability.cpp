@@ -198,10 +198,10 @@ TEST_CASE("every backward kernel adds to the gradient that is there") {
     check_adds("product", {R, R, R}, [&](auto& gr) {
       for (std::size_t i = 0; i < 3; ++i) product_backward<double>(gr[i], i, dout, parts, 3, R);
     });
-    std::vector<double> q(1), gl(R * R), gr_(R * R), one{0.5};
+    std::vector<double> q(1), gl(R * R), gr_(R * R), cl(R * R), cr(R * R), one{0.5};
     gram_quadratic_forward<double>(q, gl, gr_, f, L, Rm, R, P);
     check_adds("gram_quadratic", {R, R * P, R * P}, [&](auto& gr) {
-      gram_quadratic_backward<double>(gr[0], gr[1], gr[2], one, gl, gr_, f, L, Rm, R, P);
+      gram_quadratic_backward<double>(gr[0], gr[1], gr[2], cl, cr, one, gl, gr_, f, L, Rm, R, P);
     });
   }
 }

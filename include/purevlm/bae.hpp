@@ -42,31 +42,38 @@ void product_backward(std::span<T> dparts_i, std::size_t i, std::span<const T> d
 }
 
 // ---- kernel-trick quadratic term: out[0] = fᵀ (G_L ⊙ G_R) f, G_L = L Lᵀ, G_R = R Rᵀ ----
-// f[R], L[R,P], Rm[R,P]; saves gl[R,R], gr[R,R]. Cost R²P, never P².
+// f[R], L[R,P], Rm[R,P]; saves gl[R,R], gr[R,R]. Cost R²P/2 (the Gram matrices are symmetric:
+// each pair's dot product once), never P².
 template <std::floating_point T>
 void gram_quadratic_forward(std::span<T> out, std::span<T> gl, std::span<T> gr, std::span<const T> f,
                             std::span<const T> L, std::span<const T> Rm, std::size_t R, std::size_t P) {
+  for (std::size_t j = 0; j < R; ++j)
+    for (std::size_t k = 0; k <= j; ++k) {
+      gl[j * R + k] = gl[k * R + j] = detail::dot_product(&L[j * P], &L[k * P], P);
+      gr[j * R + k] = gr[k * R + j] = detail::dot_product(&Rm[j * P], &Rm[k * P], P);
+    }
   T q = 0;
   for (std::size_t j = 0; j < R; ++j)
-    for (std::size_t k = 0; k < R; ++k) {
-      gl[j * R + k] = detail::dot_product(&L[j * P], &L[k * P], P);
-      gr[j * R + k] = detail::dot_product(&Rm[j * P], &Rm[k * P], P);
-      q += f[j] * f[k] * gl[j * R + k] * gr[j * R + k];
-    }
+    for (std::size_t k = 0; k < R; ++k) q += f[j] * f[k] * gl[j * R + k] * gr[j * R + k];
   out[0] = q;
 }
+// ∂q/∂f_j = 2 Σ_k G_jk f_k; ∂q/∂l_j = 2 Σ_k f_j f_k (G_R)_jk l_k, i.e. dL += C_L · L with
+// C_L[j,k] = 2 f_j f_k (G_R)_jk (one gemm); the same for R with L ↔ R. cl, cr: R·R scratch each.
 template <std::floating_point T>
-void gram_quadratic_backward(std::span<T> df, std::span<T> dL, std::span<T> dR, std::span<const T> dout,
-                             std::span<const T> gl, std::span<const T> gr, std::span<const T> f,
-                             std::span<const T> L, std::span<const T> Rm, std::size_t R, std::size_t P) {
+void gram_quadratic_backward(std::span<T> df, std::span<T> dL, std::span<T> dR, std::span<T> cl, std::span<T> cr,
+                             std::span<const T> dout, std::span<const T> gl, std::span<const T> gr,
+                             std::span<const T> f, std::span<const T> L, std::span<const T> Rm, std::size_t R,
+                             std::size_t P) {
   const T d = dout[0];
   for (std::size_t j = 0; j < R; ++j)
     for (std::size_t k = 0; k < R; ++k) {
       const T g = gl[j * R + k] * gr[j * R + k];
-      df[j] += T(2) * d * g * f[k];                                          // ∂q/∂f_j = 2 Σ_k G_jk f_k
-      detail::axpy(&dL[j * P], T(2) * d * f[j] * f[k] * gr[j * R + k], &L[k * P], P);   // ∂q/∂l_j = 2 Σ_k f_j f_k (G_R)_jk l_k
-      detail::axpy(&dR[j * P], T(2) * d * f[j] * f[k] * gl[j * R + k], &Rm[k * P], P);  // same with L ↔ R
+      df[j] += T(2) * d * g * f[k];
+      cl[j * R + k] = T(2) * d * f[j] * f[k] * gr[j * R + k];
+      cr[j * R + k] = T(2) * d * f[j] * f[k] * gl[j * R + k];
     }
+  detail::gemm_accumulate(dL.data(), cl.data(), L.data(), R, R, P);
+  detail::gemm_accumulate(dR.data(), cr.data(), Rm.data(), R, R, P);
 }
 
 // ---- tape ops ----
@@ -113,9 +120,9 @@ var gram_quadratic(basic_tape<T>& t, var f, var L, var R) {
   var y = t.make(1, 1, {f, L, R}, [](basic_tape<T>& t, const auto& n) {
     var f = t.input_of(n, 0), L = t.input_of(n, 1), R = t.input_of(n, 2);
     const std::size_t r = t.rows(L), P = t.cols(L);
-    auto g = t.saved(n, 2 * r * r);
-    gram_quadratic_backward<T>(t.grad(f), t.grad(L), t.grad(R), t.grad(n), g.first(r * r), g.subspan(r * r),
-                               t.value(f), t.value(L), t.value(R), r, P);
+    auto g = t.saved(n, 2 * r * r), c = t.scratch(2 * r * r);
+    gram_quadratic_backward<T>(t.grad(f), t.grad(L), t.grad(R), c.first(r * r), c.subspan(r * r), t.grad(n),
+                               g.first(r * r), g.subspan(r * r), t.value(f), t.value(L), t.value(R), r, P);
   });
   auto g = t.save(y, 2 * r * r);
   gram_quadratic_forward<T>(t.value(y), g.first(r * r), g.subspan(r * r), t.value(f), t.value(L), t.value(R), r, P);
