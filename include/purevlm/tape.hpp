@@ -128,7 +128,6 @@ public:
 
   // ---- reading it ----
   const node& at(var v) const { return nodes_[v.id]; }
-  node& at(var v) { return nodes_[v.id]; }
   std::size_t rows(var v) const { return nodes_[v.id].rows; }
   std::size_t cols(var v) const { return nodes_[v.id].cols; }
   std::size_t size(var v) const { return rows(v) * cols(v); }
