@@ -106,8 +106,8 @@ T exp_sum(T* a, std::size_t n, T shift, T scale = T(1)) {
       y = y * scale - shift;
       exp_in_place(y);
       std::memcpy(a + t, &y, sizeof y);
-      acc += __builtin_shufflevector(y, y, 0, 1, 2, 3, 4, 5, 6, 7);  // the halves from registers:
-      acc += __builtin_shufflevector(y, y, 8, 9, 10, 11, 12, 13, 14, 15);  // reloading them stalls
+      acc += __builtin_shufflevector(y, y, 0, 1, 2, 3, 4, 5, 6, 7);  // low half, then high half,
+      acc += __builtin_shufflevector(y, y, 8, 9, 10, 11, 12, 13, 14, 15);  // from the register
     }
 #endif
     for (; t + 8 <= n; t += 8) {
