@@ -20,6 +20,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -30,7 +31,9 @@
 #include "model.hpp"
 
 #if defined(__unix__) || defined(__APPLE__)
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 #endif
 
@@ -177,7 +180,8 @@ inline vlm_config read_config(byte_reader& r, const std::string& name, std::uint
 }
 
 // Writes bytes to path atomically and durably: a fresh temporary name beside it (two writers
-// never share one), fsync, rename over path, fsync of the directory. On failure path is unchanged.
+// never share one), fsync, rename over path, fsync of the directory; then removes what killed
+// writers of path left (their temporaries). On failure path is unchanged.
 inline void write_file_durably(const std::string& path, const std::string& bytes) {
 #if defined(__unix__) || defined(__APPLE__)
   const auto slash = path.find_last_of('/');
@@ -213,6 +217,18 @@ inline void write_file_durably(const std::string& path, const std::string& bytes
   if (const int d = ::open(dir.c_str(), O_RDONLY); d >= 0) {  // make the rename itself durable
     ::fsync(d);
     ::close(d);
+  }
+  // Temporaries of earlier writers of path that died mid-write (killed): path.tmp.PID.N whose
+  // process no longer exists. A live writer's (kill(PID, 0) succeeds or is refused) stays.
+  const std::string prefix = path.substr(slash == std::string::npos ? 0 : slash + 1) + ".tmp.";
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (const dirent* e = ::readdir(d)) {
+      const std::string name = e->d_name;
+      if (name.rfind(prefix, 0) != 0) continue;
+      const long pid = std::strtol(name.c_str() + prefix.size(), nullptr, 10);
+      if (pid > 0 && ::kill(pid_t(pid), 0) != 0 && errno == ESRCH) ::unlink((dir + "/" + name).c_str());
+    }
+    ::closedir(d);
   }
 #else
   const std::string tmp = path + ".tmp";
