@@ -24,9 +24,10 @@ using namespace purevlm;
 
 namespace {
 
-std::map<std::string, std::string> sections;  // name → printed text
+// What the run prints, section by section: name → text, in the order written.
+std::map<std::string, std::string> sections;
 std::vector<std::string> order;
-std::string* current = nullptr;
+std::string* current = nullptr;  // the section say() writes to
 
 void section(const std::string& name) {
   order.push_back(name);
@@ -251,7 +252,8 @@ void run(const std::string& data) {
   if (!(std::abs(analytic - numeric) <= 1e-6 * std::abs(numeric))) throw error("walkthrough: the gradient check failed");
 }
 
-// The marked blocks of a page: name → (first line of the block's text, line after it).
+// The page with every marked block's text replaced by this run's section of that name. With
+// check, throws at the first line where the page and the run differ instead.
 std::string replace_blocks(const std::string& page, const std::string& file, bool check) {
   std::istringstream in(page);
   std::string line, out, name;
