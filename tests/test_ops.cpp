@@ -64,6 +64,40 @@ TEST_CASE("matvec (one row) equals dot_product() bit for bit, whatever the row a
     }
 }
 
+TEST_CASE("gemm: add, set and multiply into C, plain and transposed A, across every tile edge") {
+  rng g(5);
+  for (std::size_t N : {1, 3, 4, 9, 17})
+    for (std::size_t M : {1, 3, 4, 5, 8, 15, 17, 33, 40})
+      for (std::size_t K : {1, 6})
+        for (bool transposed_a : {false, true})
+          for (auto to : {detail::gemm_to::add, detail::gemm_to::set, detail::gemm_to::multiply}) {
+            const std::size_t ldc = M + 2, ldb = M + 1;  // rows wider than the matrices: no spill
+            std::vector<double> A(N * K), B(K * ldb), C(N * ldc);
+            for (auto* v : {&A, &B, &C})
+              for (double& e : *v) e = g.normal();
+            const std::vector<double> C0 = C;
+            // A[n, k] at A[n·K + k], or stored transposed at A[k·N + n]
+            const detail::strided<const double> a = transposed_a ? detail::transposed(detail::strided<const double>{A.data(), N})
+                                                                : detail::strided<const double>{A.data(), K};
+            detail::gemm(C.data(), ldc, a, B.data(), ldb, N, K, M, to);
+            double worst = 0;
+            bool spill = false;
+            for (std::size_t n = 0; n < N; ++n) {
+              for (std::size_t m = 0; m < M; ++m) {
+                double p = 0;
+                for (std::size_t k = 0; k < K; ++k) p += (transposed_a ? A[k * N + n] : A[n * K + k]) * B[k * ldb + m];
+                const double c0 = C0[n * ldc + m];
+                const double want = to == detail::gemm_to::add ? c0 + p : to == detail::gemm_to::set ? p : c0 * p;
+                worst = std::max(worst, std::abs(C[n * ldc + m] - want));
+              }
+              for (std::size_t m = M; m < ldc; ++m) spill = spill || C[n * ldc + m] != C0[n * ldc + m];
+            }
+            CAPTURE(N); CAPTURE(M); CAPTURE(K); CAPTURE(transposed_a); CAPTURE(int(to));
+            CHECK(worst < 1e-12);
+            CHECK_FALSE(spill);
+          }
+}
+
 TEST_CASE("transpose: 8x8 register blocks and edges, strided source and destination") {
   for (std::size_t R : {3, 8, 13, 24})
     for (std::size_t C : {5, 8, 17}) {
