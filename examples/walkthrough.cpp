@@ -7,8 +7,8 @@
 // A marked block is a line `<!-- output: NAME -->`, then a ```text fence holding section NAME.
 // The forward pass is written out here op by op (the same ops, in the same order, as
 // basic_vlm's generation); the program checks that it gives the model's own word and loss.
-// Built without -march=native and without FMA contraction, so every x86-64 machine prints the
-// same digits.
+// Built without -march=native and without FMA contraction, so the digits do not depend on the
+// CPU's vector width (another compiler or C library could still move a last digit).
 #include <purevlm/vlm.hpp>
 
 #include <cmath>
