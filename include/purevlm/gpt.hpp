@@ -218,17 +218,23 @@ public:
                                      std::int32_t end, std::int32_t stop_also, const decoding& how,
                                      rng* g = nullptr) const {
     basic_kv_cache<T> cache;
+    const auto first = t.value(forward(t, ps, {}, prefix, &cache, t.rows(prefix) - 1));
+    return generate(t, ps, cache, std::vector<T>(first.begin(), first.end()), max_new, end, stop_also, how, g);
+  }
+  // The same from a cache of the positions so far and the logits[V] of the last of them.
+  std::vector<std::int32_t> generate(basic_tape<T>& t, const basic_parameters<T>& ps, basic_kv_cache<T>& cache,
+                                     std::vector<T> logits, std::size_t max_new, std::int32_t end,
+                                     std::int32_t stop_also, const decoding& how, rng* g = nullptr) const {
     std::vector<std::int32_t> out;
-    std::size_t pos = t.rows(prefix);
-    var logits = forward(t, ps, {}, prefix, &cache, t.rows(prefix) - 1);
+    std::size_t pos = cache.positions;
     while (out.size() < max_new) {
-      const std::size_t V = cfg_.vocab;
-      const std::int32_t tok = detail::pick_token<T>(t.value(logits).subspan((t.rows(logits) - 1) * V, V), out, end, how, g);
+      const std::int32_t tok = detail::pick_token<T>(logits, out, end, how, g);
       if (tok == end || tok == stop_also) break;
       out.push_back(tok);
       if (pos >= cfg_.block_size) break;
       t.reset();
-      logits = forward(t, ps, {}, embed(t, ps, {}, std::span(&tok, 1), pos++), &cache);
+      const auto next = t.value(forward(t, ps, {}, embed(t, ps, {}, std::span(&tok, 1), pos++), &cache));
+      logits.assign(next.begin(), next.end());
     }
     return out;
   }

@@ -185,12 +185,18 @@ public:
   reading read(std::span<const T> image) const {
     basic_tape<T> t;
     reading r;
-    r.word = generate(t, image);
-    // the image and BOS once, on a KV cache; each name is then teacher-forced on a copy of it
+    // the image and BOS once, on a KV cache; the word is decoded from a copy of it, and each name
+    // teacher-forced on another
     var prefix = image_prefix(t, image);
     basic_kv_cache<T> cache;
-    var logits = gpt_.forward(t, params_, {}, prefix, &cache, t.rows(prefix) - 1);
-    const auto first = log_softmax(t.value(logits));
+    const auto l = t.value(gpt_.forward(t, params_, {}, prefix, &cache, t.rows(prefix) - 1));
+    const std::vector<T> logits(l.begin(), l.end());
+    const auto first = log_softmax(logits);
+    {
+      basic_kv_cache<T> c = cache;
+      r.word = vocab_.decode(gpt_.generate(t, params_, c, logits, cfg_.gpt.block_size - cfg_.vision_positions,
+                                           vocab_.eos(), vocab_.bos(), {}));
+    }
     auto probability_of = [&](const std::string& word) {
       const auto ids = vocab_.encode(word);  // BOS letters EOS
       const std::size_t n = ids.size() - 2;  // letters
