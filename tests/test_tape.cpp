@@ -93,3 +93,26 @@ TEST_CASE("backward skips what no parameter feeds: an input's gradient stays zer
   for (std::size_t o = 0; o < 3; ++o)
     for (std::size_t i = 0; i < 4; ++i) CHECK(ps.grad(0)[o * 4 + i] == doctest::Approx(2 * (x[i] + x[4 + i])));
 }
+
+TEST_CASE("a view reads its data in place and takes no arena room; gradients past it stay exact") {
+  std::vector<double> data(1000);
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = 0.001 * double(i);
+  basic_tape<double> t;
+  var v = t.view(data, 10, 100);
+  CHECK(t.value(v).data() == data.data());
+  CHECK(t.capacity_bytes() < data.size() * sizeof(double));  // a copy or a slot would be 8,000 bytes
+  // y = Σ view ⊙ w ⊙ w2: the parameters' gradients are exact although the view's own (which the
+  // kernels also write) is thrown away, and two views in one op do not disturb them
+  basic_parameters<double> ps;
+  rng g(3);
+  ps.add("w", 10, 100, 1.0, g);
+  ps.add("w2", 10, 100, 1.0, g);
+  var w = t.parameter(ps, 0), w2 = t.parameter(ps, 1), v2 = t.view(data, 10, 100);
+  t.backward(sum(t, mul(t, add(t, mul(t, v, w), mul(t, v2, w)), w2)));
+  bool exact = true;
+  for (std::size_t i = 0; i < data.size(); ++i) {
+    exact = exact && ps.grad(0)[i] == 2 * data[i] * ps.value(1)[i];
+    exact = exact && ps.grad(1)[i] == (data[i] * ps.value(0)[i] + data[i] * ps.value(0)[i]);
+  }
+  CHECK(exact);
+}

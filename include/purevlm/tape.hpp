@@ -49,14 +49,16 @@ public:
     return v;
   }
   // A constant read in place, not copied: `data` must outlive the tape's use of it and stay put
-  // (a KV cache that was reserved). Its gradient, if any reaches it, stays in the tape.
+  // (a KV cache that was reserved). It takes no room in the arenas (inference reads every weight
+  // this way); a gradient that reaches it is discarded.
   var view(std::span<const T> data, std::size_t rows, std::size_t cols) {
     if (data.size() != rows * cols)
       throw error("tape view: " + std::to_string(data.size()) + " values do not fill shape " +
                   detail::shape_string(std::array{rows, cols}));
-    var v = make(rows, cols, {}, nullptr);          // an arena slot, used only for the gradient
-    nodes_[v.id].ext_value = const_cast<T*>(data.data());  // never written: a leaf, read by ops
-    return v;
+    node& n = fresh_node();
+    n.rows = rows; n.cols = cols; n.value = no_slot;
+    n.ext_value = const_cast<T*>(data.data());  // never written: a leaf, read by ops
+    return var{std::uint32_t(nodes_.size() - 1)};
   }
   // A 1-D or 2-D tensor as a constant input ([n] becomes [1, n]).
   var input(const basic_tensor<T>& x) {
@@ -140,8 +142,13 @@ public:
     return {n.ext_value ? n.ext_value : values_.data() + n.value, n.rows * n.cols};
   }
   std::span<T> grad(const node& n) {
-    if (!n.ext_grad && grads_.size() < values_.size()) grads_.resize(values_.size());
-    return {n.ext_grad ? n.ext_grad : grads_.data() + n.value, n.rows * n.cols};
+    if (n.ext_grad) return {n.ext_grad, n.rows * n.cols};
+    if (n.value == no_slot) {  // a view's: written, never read (backward() sizes it first)
+      if (discard_.size() < n.rows * n.cols) discard_.resize(n.rows * n.cols);
+      return {discard_.data(), n.rows * n.cols};
+    }
+    if (grads_.size() < values_.size()) grads_.resize(values_.size());
+    return {grads_.data() + n.value, n.rows * n.cols};
   }
   std::span<T> saved(const node& n, std::size_t count) { return {saved_.data() + n.saved, count}; }
   std::span<const std::int32_t> ints(const node& n, std::size_t count) const {
@@ -158,6 +165,8 @@ public:
     // node gradients are zeroed here, not as nodes are made: a forward-only tape never pays for them
     if (grads_.size() < values_.size()) grads_.resize(values_.size());
     std::fill(grads_.begin(), grads_.begin() + std::ptrdiff_t(values_used_), T(0));
+    for (const node& n : nodes_)  // sized before any op writes to it: spans into it stay valid
+      if (n.value == no_slot && discard_.size() < n.rows * n.cols) discard_.resize(n.rows * n.cols);
     grad(loss)[0] += T(1);
     for (std::size_t i = nodes_.size(); i-- > 0;)
       if (nodes_[i].backward && nodes_[i].needs_grad) nodes_[i].backward(*this, nodes_[i]);
@@ -170,7 +179,8 @@ public:
   }
   // Bytes reserved by the arenas: constant from the second identical step on.
   std::size_t capacity_bytes() const {
-    return nodes_.capacity() * sizeof(node) + (values_.capacity() + grads_.capacity() + saved_.capacity() + scratch_.capacity()) * sizeof(T) +
+    return nodes_.capacity() * sizeof(node) + (values_.capacity() + grads_.capacity() + saved_.capacity() + scratch_.capacity() + discard_.capacity()) *
+               sizeof(T) +
            ints_.capacity() * sizeof(std::int32_t);
   }
 
@@ -202,7 +212,8 @@ private:
     if (arena.size() < used) arena.resize(std::max(used, 2 * arena.size()));
     return at;
   }
-  std::vector<T> values_, grads_, saved_, scratch_;
+  std::vector<T> values_, grads_, saved_, scratch_, discard_;
+  static constexpr std::size_t no_slot = std::size_t(-1);  // a view's value offset: it has none
   std::size_t values_used_ = 0, saved_used_ = 0;
   std::vector<std::int32_t> ints_;  // node inputs, token ids, targets
 };
