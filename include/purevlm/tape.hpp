@@ -11,6 +11,7 @@
 #include <cstring>
 #include <initializer_list>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "ops.hpp"
@@ -179,9 +180,9 @@ public:
   }
   // Bytes reserved by the arenas: constant from the second identical step on.
   std::size_t capacity_bytes() const {
-    return nodes_.capacity() * sizeof(node) + (values_.capacity() + grads_.capacity() + saved_.capacity() + scratch_.capacity() + discard_.capacity()) *
-               sizeof(T) +
-           ints_.capacity() * sizeof(std::int32_t);
+    std::size_t values = 0;
+    for (const auto* a : {&values_, &grads_, &saved_, &scratch_, &discard_}) values += a->capacity();
+    return nodes_.capacity() * sizeof(node) + values * sizeof(T) + ints_.capacity() * sizeof(std::int32_t);
   }
 
   // Throws purevlm::error "op: what (a is [..], b is [..])" unless ok.
