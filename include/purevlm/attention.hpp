@@ -142,8 +142,9 @@ void head_transpose(T* dst, const T* src, std::size_t Tk, std::size_t C, std::si
 }
 // S[r, w] (rows ld apart) = Π_f s_f, the scores before the scale of r query rows against w keys,
 // where product(f, dst, to) runs the gemm of s_f = Q_f · K_fᵀ into dst (rows ld apart) as `to`
-// says. Without part, S = s_0 and each further factor multiplies S inside its gemm; with part,
-// each s_f is kept there (block f at part + f·part_stride, for the backward) and S is their product.
+// says. Without part, S = s_0 and each further factor multiplies S inside its gemm; with part
+// (m ≥ 2), each s_f is kept there (block f at part + f·part_stride, for the backward) and S is
+// their product.
 template <std::floating_point T, class Product>
 void block_scores(T* S, T* part, std::size_t ld, std::size_t part_stride, std::size_t r, std::size_t w, std::size_t m,
                   Product&& product) {
@@ -154,8 +155,7 @@ void block_scores(T* S, T* part, std::size_t ld, std::size_t part_stride, std::s
   for (std::size_t i = 0; i < r; ++i) {
     T* x = S + i * ld;
     const T *s0 = part + i * ld, *s1 = s0 + part_stride;
-    if (m == 1) std::copy(s0, s0 + w, x);
-    else for (std::size_t t = 0; t < w; ++t) x[t] = s0[t] * s1[t];
+    for (std::size_t t = 0; t < w; ++t) x[t] = s0[t] * s1[t];
     for (std::size_t o = 2; o < m; ++o)
       for (std::size_t t = 0; t < w; ++t) x[t] *= part[o * part_stride + i * ld + t];
   }

@@ -170,8 +170,7 @@ public:
   // model, each with its own tape.
   std::string generate(basic_tape<T>& t, std::span<const T> image, const decoding& how = {}, rng* g = nullptr) const {
     var prefix = image_prefix(t, image);
-    const std::size_t max_new = cfg_.gpt.block_size - cfg_.vision_positions;
-    auto ids = gpt_.generate(t, params_, prefix, max_new, vocab_.eos(), vocab_.bos(), how, g);
+    auto ids = gpt_.generate(t, params_, prefix, max_letters(), vocab_.eos(), vocab_.bos(), how, g);
     t.reset();
     return vocab_.decode(ids);
   }
@@ -194,8 +193,7 @@ public:
     const auto first = log_softmax(logits);
     {
       basic_kv_cache<T> c = cache;
-      r.word = vocab_.decode(gpt_.generate(t, params_, c, logits, cfg_.gpt.block_size - cfg_.vision_positions,
-                                           vocab_.eos(), vocab_.bos(), {}));
+      r.word = vocab_.decode(gpt_.generate(t, params_, c, logits, max_letters(), vocab_.eos(), vocab_.bos(), {}));
     }
     auto probability_of = [&](const std::string& word) {
       const auto ids = vocab_.encode(word);  // BOS letters EOS
@@ -327,6 +325,8 @@ private:
     return {gpt_.add_positions(t, params_, grads, v, 0), tok.recon, tok.has_recon};
   }
   bool patch_mode() const { return cfg_.vision == vision_mode::patches; }
+  // Letters a generation may write: the positions the block has after the vision ones.
+  std::size_t max_letters() const { return cfg_.gpt.block_size - cfg_.vision_positions; }
   std::size_t add_vision(basic_parameters<T>& ps, const char* name) {
     const std::size_t F = cfg_.tokenizer.features();
     const std::size_t in = cfg_.vision == vision_mode::chunked ? F / cfg_.vision_positions : F;
