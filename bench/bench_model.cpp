@@ -4,6 +4,11 @@
 // Synthetic images (random strokes) stand in for MNIST: speed does not depend on the data.
 #include <benchmark/benchmark.h>
 
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <optional>
+
 #include <purevlm/vlm.hpp>
 
 using namespace purevlm;
@@ -42,15 +47,40 @@ BENCHMARK(train_step)
     ->Args({1, 32, 1})->Args({1, 32, 2})
     ->UseRealTime();
 
-void inference(benchmark::State& state) {
-  vlm model(preset(state.range(0)), vocabulary(mnist_class_names()), 1);
-  std::vector<float> x(model.config().pixels());
-  prepare<float>(x, data().images.image(0));
-  tape t;
-  for (auto _ : state) benchmark::DoNotOptimize(model.generate(t, x));
-  state.counters["us/image"] = benchmark::Counter(1e-6, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+// Inference time is mostly decoding, one step per letter, so it depends on what the model writes.
+// trained 0: fresh weights, on the synthetic images; they write the most letters allowed (8), the
+// worst case. trained 1: the preset's recipe, its first 3,000 steps (seed) or 400 (default), on real
+// MNIST (found as the real-data tests find it: $PUREVLM_DATA, ../shared/data/mnist, data/mnist),
+// then the first 1,000 test images read in turn: the words a trained model writes (letters/image
+// counts them; the seed's full run averages 3.98 over the test set). Skipped without MNIST.
+std::optional<labeled_images> mnist(const char* split) {
+  for (std::string d : {std::string(std::getenv("PUREVLM_DATA") ? std::getenv("PUREVLM_DATA") : ""),
+                        std::string(PUREVLM_SOURCE_DIR) + "/../shared/data/mnist", std::string(PUREVLM_SOURCE_DIR) + "/data/mnist"})
+    if (!d.empty() && std::ifstream(d + "/t10k-labels-idx1-ubyte.gz")) return read_idx_split(d, split);
+  return std::nullopt;
 }
-BENCHMARK(inference)->ArgName("preset")->Arg(0)->Arg(1);
+void inference(benchmark::State& state) {
+  vlm_config c = preset(state.range(0));
+  const bool trained = state.range(1) != 0;
+  static const auto train = mnist("train"), test = mnist("t10k");
+  if (trained && !(train && test)) return state.SkipWithError("no real MNIST found ($PUREVLM_DATA, ../shared/data/mnist, data/mnist)");
+  const labeled_images& images = trained ? *test : data();
+  static std::map<long, vlm> models;  // each (preset, trained) built once: repetitions reuse it
+  auto [it, fresh] = models.try_emplace(state.range(0) * 2 + trained, c, vocabulary(mnist_class_names()), 1);
+  vlm& model = it->second;
+  if (trained && fresh) {
+    trainer tr(model, *train, 1, 1);
+    for (std::int64_t s = 0, steps = c.train.batch == 1 ? 3000 : 400; s < steps; ++s) tr.step();
+  }
+  std::vector<std::vector<float>> xs(std::min<std::size_t>(1000, images.size()), std::vector<float>(model.config().pixels()));
+  for (std::size_t i = 0; i < xs.size(); ++i) prepare<float>(xs[i], images.images.image(i));
+  tape t;
+  std::size_t i = 0, letters = 0;
+  for (auto _ : state) letters += model.generate(t, xs[i++ % xs.size()]).size();
+  state.counters["us/image"] = benchmark::Counter(1e-6, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+  state.counters["letters/image"] = double(letters) / double(state.iterations());
+}
+BENCHMARK(inference)->ArgNames({"preset", "trained"})->Args({0, 0})->Args({0, 1})->Args({1, 0})->Args({1, 1});
 
 // What 2 threads can give on this machine right now: the same fixed arithmetic (registers only,
 // no memory, no sharing) on each of `threads` workers of the pool the trainer uses. On a shared

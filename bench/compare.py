@@ -165,7 +165,7 @@ def main():
 
     for name, b in model.items():
         if name.startswith("inference"):
-            print(f"\n{name}: {b['us/image']:.1f} µs per image (1 thread)", end="")
+            print(f"\n{name}: {b['us/image']:.1f} µs per image (1 thread), {b['letters/image']:.2f} letters", end="")
     print()
 
     data = os.path.join(root, "data", "mnist")
