@@ -57,8 +57,7 @@ BENCHMARK(train_step)
 // without zlib to read its .gz files).
 std::optional<labeled_images> mnist(const char* split) {
   for (std::string d : {std::string(std::getenv("PUREVLM_DATA") ? std::getenv("PUREVLM_DATA") : ""),
-                        std::string(PUREVLM_SOURCE_DIR) + "/../shared/data/mnist", std::string(PUREVLM_SOURCE_DIR) + "/data/mnist"})
-  {
+                        std::string(PUREVLM_SOURCE_DIR) + "/../shared/data/mnist", std::string(PUREVLM_SOURCE_DIR) + "/data/mnist"}) {
     if (d.empty() || !std::ifstream(d + "/t10k-labels-idx1-ubyte.gz")) continue;
     try {
       return read_idx_split(d, split);
