@@ -272,11 +272,13 @@ void matvec(T* y, const T* W, const T* x, std::size_t O, std::size_t I) {
         }
       }
       lane_sums(r, s);
-      for (std::size_t j = 0; j < 8; ++j) {
-        T sum = r[j];
-        for (std::size_t k = i; k < I; ++k) sum += W[(o + j) * I + k] * x[k];
-        y[o + j] = sum;
-      }
+      if (i < I)  // the tail: the columns past the last whole vector, row by row
+        for (std::size_t j = 0; j < 8; ++j) {
+          T sum = r[j];
+          for (std::size_t k = i; k < I; ++k) sum += W[(o + j) * I + k] * x[k];
+          r[j] = sum;
+        }
+      std::memcpy(y + o, &r, sizeof r);  // one store for the eight rows
     }
   }
   for (; o < O; ++o) y[o] = dot_product(W + o * I, x, I);
