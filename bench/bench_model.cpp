@@ -70,7 +70,8 @@ std::optional<labeled_images> mnist(const char* split) {
 void inference(benchmark::State& state) {
   vlm_config c = preset(state.range(0));
   const bool trained = state.range(1) != 0;
-  static const auto train = mnist("train"), test = mnist("t10k");
+  static std::optional<labeled_images> train, test;  // read once, and only for the trained case
+  if (trained && !train) { train = mnist("train"); test = mnist("t10k"); }
   if (trained && !(train && test)) return state.SkipWithError("no readable MNIST ($PUREVLM_DATA, ../shared/data/mnist, data/mnist; .gz needs zlib)");
   const labeled_images& images = trained ? *test : data();
   static std::map<long, vlm> models;  // each (preset, trained) built once: repetitions reuse it
