@@ -117,15 +117,16 @@ T exp_sum(T* a, std::size_t n, T shift, T scale = T(1)) {
       std::memcpy(a + t, &x, sizeof x);
       acc += x;
     }
-    if (t < n) {  // the last partial vector, its padding lanes zeroed
+    if (const std::size_t k = n - t; k > 0) {  // the last partial vector, its padding lanes zeroed
       using I [[gnu::vector_size(32)]] = std::int32_t;
       const I lane = {0, 1, 2, 3, 4, 5, 6, 7};
-      x = V{};
-      std::memcpy(&x, a + t, (n - t) * sizeof(float));
+      // lane by lane: a memcpy of k floats is a library call through the stack, which cost more
+      // than the exponentials (a row of 30: 37 ns, against 12 ns for a row of 32)
+      for (std::size_t j = 0; j < 8; ++j) x[j] = j < k ? a[t + j] : 0.0f;
       x = x * scale - shift;
       exp_in_place(x);
-      x = lane < std::int32_t(n - t) ? x : V{};
-      std::memcpy(a + t, &x, (n - t) * sizeof(float));
+      x = lane < std::int32_t(k) ? x : V{};
+      for (std::size_t j = 0; j < k; ++j) a[t + j] = x[j];
       acc += x;
     }
     return T(tree_sum(acc));
