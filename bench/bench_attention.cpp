@@ -1,6 +1,7 @@
 // Attention kernels: tensor score vs dot-product score, forward and forward+backward, swept over
-// T ∈ {36, 128, 512, 1024} and head dim D ∈ {8, 64} with H = 4. Each tensor benchmark is named
-// like its dot twin with "tensor" in place of "dot", so scripts can pair them.
+// T ∈ {36, 128, 512, 1024} and head dim D ∈ {8, 64} with H = 4, and one decoding step (one query
+// row against Tk keys). Each tensor benchmark is named like its dot twin with "tensor" in place of
+// "dot", so scripts can pair them.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -79,6 +80,21 @@ void attention_tensor_over_dot(benchmark::State& state) {
   state.counters["tensor/dot"] = median(tt) / median(td);
 }
 
+// One decoding step: a single query row (the newest position) against Tk cached keys and values,
+// forward only, as inference runs it once per layer per letter (the seed's rows see 29–36 keys).
+void attention_decode(benchmark::State& state, bool tensor) {
+  const std::size_t Tk = std::size_t(state.range(0)), D = std::size_t(state.range(1));
+  buffers b(Tk, D, tensor);
+  const std::span<const float> q_last = std::span<const float>(b.q).last(b.C);
+  for (auto _ : state) {
+    attention_forward<float>(std::span(b.out).first(b.C), b.saved, b.scratch, q_last, b.k, b.v, 1, Tk, b.C, b.H, b.score);
+    benchmark::DoNotOptimize(b.out.data());
+    benchmark::ClobberMemory();
+  }
+}
+void attention_dot_decode(benchmark::State& s) { attention_decode(s, false); }
+void attention_tensor_decode(benchmark::State& s) { attention_decode(s, true); }
+
 void sizes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"T", "D"});
   for (long T : {36, 128, 512, 1024})
@@ -91,4 +107,6 @@ BENCHMARK(attention_tensor_forward)->Apply(sizes);
 BENCHMARK(attention_dot_forward_backward)->Apply(sizes);
 BENCHMARK(attention_tensor_forward_backward)->Apply(sizes);
 BENCHMARK(attention_tensor_over_dot)->Apply(sizes);
+BENCHMARK(attention_dot_decode)->ArgNames({"Tk", "D"})->Args({30, 8})->Args({30, 64})->Args({128, 8});
+BENCHMARK(attention_tensor_decode)->ArgNames({"Tk", "D"})->Args({30, 8})->Args({30, 64})->Args({128, 8});
 BENCHMARK_MAIN();

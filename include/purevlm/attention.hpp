@@ -167,6 +167,66 @@ void normalise(T* a, std::size_t n, std::size_t w, T inv) {
   for (std::size_t t = 0; t < n; ++t) a[t] *= inv;
   std::fill(a + n, a + w, T(0));
 }
+
+// One query row against keys 0..n-1 in every head, in floats, D a multiple of 8: the decoding
+// step (and training's few text rows), where the row-by-row gemms above were mostly call and
+// remainder overhead. The same sums in the same order as those gemms — each factor s_f over d,
+// each output over t — though not always the same bits: GCC fuses these multiply-adds, and not
+// those of the gemm's one-row tiles. Scores take eight keys at a time, read in place and
+// transposed in registers (vertical multiply-adds, no copy of K per step); out = Σ_t a_t v_t runs
+// four vectors of columns side by side, so that the heads' chains overlap instead of each waiting
+// on its last step. Head h's weights go to a + h·lda (0 from n to n rounded up to 8), its
+// statistics to st + h·ld_st.
+inline void decode_row(float* out, float* a, std::size_t lda, float* st, std::size_t ld_st, const float* q,
+                       const float* k, const float* v, std::size_t n, std::size_t C, std::size_t H,
+                       attention_score score) {
+  using V = simd<float>::type;
+  const std::size_t D = C / H, Dm = D / score.factors, n8 = (n + 7) / 8 * 8;
+  const float scale = float(score.scale);
+  for (std::size_t h = 0; h < H; ++h) {
+    float* ah = a + h * lda;
+    for (std::size_t t0 = 0; t0 < n; t0 += 8) {  // scores, eight keys at a time
+      V x[8], s = {}, product = {};
+      std::size_t in_factor = 0;  // dims of the current factor summed so far
+      for (std::size_t c = h * D; c < (h + 1) * D; c += 8) {
+#pragma GCC unroll 8
+        for (std::size_t j = 0; j < 8; ++j) {  // x[j] = key t0 + j (0 past n), then x[d] = dim c + d
+          x[j] = V{};
+          if (t0 + j < n) std::memcpy(&x[j], k + (t0 + j) * C + c, sizeof(V));
+        }
+        transpose8x8(x);
+        for (std::size_t j = 0; j < 8; ++j) {
+          s += q[c + j] * x[j];  // s_f = q_f · k_f
+          if (++in_factor == Dm) {  // factor f is complete
+            product = c + j + 1 == h * D + Dm ? s : product * s;
+            s = V{};
+            in_factor = 0;
+          }
+        }
+      }
+      std::memcpy(ah + t0, &product, sizeof product);
+    }
+    float* sh = st + h * ld_st;
+    sh[0] = scale * max_of(ah, n);
+    sh[1] = 1.0f / exp_sum(ah, n, sh[0], scale);
+    normalise(ah, n, n8, sh[1]);
+  }
+  for (std::size_t c0 = 0; c0 < C; c0 += 32) {  // out = Σ_t a_t v_t, four vectors of columns at a time
+    const std::size_t u_n = std::min<std::size_t>(4, (C - c0) / 8);
+    const float* w[4] = {};
+    V acc[4] = {};
+    for (std::size_t u = 0; u < u_n; ++u) w[u] = a + (c0 + 8 * u) / D * lda;  // their heads' weights
+    for (std::size_t t = 0; t < n; ++t)
+#pragma GCC unroll 4
+      for (std::size_t u = 0; u < 4; ++u)
+        if (u < u_n) {
+          V x;
+          std::memcpy(&x, v + t * C + c0 + 8 * u, sizeof x);
+          acc[u] += w[u][t] * x;
+        }
+    for (std::size_t u = 0; u < u_n; ++u) std::memcpy(out + c0 + 8 * u, &acc[u], sizeof(V));
+  }
+}
 }  // namespace detail
 
 // What the forward saves for the backward: each row's softmax max and 1/sum, stats[H, Tq, 2].
@@ -190,6 +250,15 @@ void attention_forward(std::span<T> out, std::span<T> saved, std::span<T> scratc
   // Fewer rows than a block (decoding): each row's scores are the keys times the query, read in
   // place (a column of products, K_f · q_f), so the keys need no transpose.
   const bool row_by_row = Tq < R;
+  // decode_row keeps every head's weights, H rows of the keys rounded up to 8: in the scratch
+  // (2D + 8 rows of Tp) unless there are very many heads
+  if constexpr (std::is_same_v<T, float>)
+    if (row_by_row && D % 8 == 0 && H <= 2 * D + R) {
+      for (std::size_t i = 0; i < Tq; ++i)
+        detail::decode_row(&out[i * C], kT, Tp, &stats[2 * i], 2 * Tq, &q[i * C], k.data(), v.data(), Tk - Tq + i + 1, C,
+                           H, score);
+      return;
+    }
   for (std::size_t h = 0; h < H; ++h) {
     if (!row_by_row) detail::head_transpose(kT, &k[h * D], Tk, C, D);
     for (std::size_t i0 = 0; i0 < Tq; i0 += R) {
