@@ -206,10 +206,12 @@ inline void decode_row(float* out, float* a, std::size_t lda, float* st, std::si
       }
       std::memcpy(ah + t0, &product, sizeof product);
     }
+    st[h * ld_st] = scale * max_of(ah, n);
+  }
+  for (std::size_t h = 0; h < H; ++h) {
     float* sh = st + h * ld_st;
-    sh[0] = scale * max_of(ah, n);
-    sh[1] = 1.0f / exp_sum(ah, n, sh[0], scale);
-    normalise(ah, n, n8, sh[1]);
+    sh[1] = 1.0f / exp_sum(a + h * lda, n, sh[0], scale);
+    normalise(a + h * lda, n, n8, sh[1]);
   }
   for (std::size_t c0 = 0; c0 < C; c0 += 32) {  // out = Σ_t a_t v_t, four vectors of columns at a time
     const std::size_t u_n = std::min<std::size_t>(4, (C - c0) / 8);
