@@ -95,13 +95,12 @@ public:
   var make(std::size_t rows, std::size_t cols, std::span<const var> in, backward_fn back) {
     const std::size_t at = take(values_, values_used_, rows * cols), inputs = ints_.size();
     bool needs = false;
-    for (var v : in) {
-      ints_.push_back(std::int32_t(v.id));
-      needs = needs || nodes_[v.id].needs_grad;
-    }
+    for (var v : in) needs = needs || nodes_[v.id].needs_grad;
+    if (needs)  // only backward() reads a node's inputs, and it skips the nodes without a gradient
+      for (var v : in) ints_.push_back(std::int32_t(v.id));
     node& n = fresh_node();
     n.backward = back; n.rows = rows; n.cols = cols;
-    n.value = at; n.inputs = inputs; n.n_inputs = in.size(); n.needs_grad = needs;
+    n.value = at; n.inputs = inputs; n.n_inputs = needs ? in.size() : 0; n.needs_grad = needs;
     return var{std::uint32_t(nodes_.size() - 1)};
   }
   // Scratch an op keeps for its backward (a softmax, an RMS scale), attached to node v.
