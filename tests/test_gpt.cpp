@@ -158,6 +158,43 @@ TEST_CASE("KV-cached decoding gives the logits of the full recomputation, to 1e-
   }
 }
 
+TEST_CASE("a decoding step off the tape (step) equals forward() on the cache bit for bit, float and double") {
+  auto run = [&]<class T>(T, score_kind s, std::size_t layers) {
+    basic_parameters<T> ps;
+    rng g(12);
+    basic_gpt<T> gpt(seed_gpt(s, layers), ps, g);
+    const auto in = tokens(36, 13);
+    basic_tape<T> t;
+    basic_kv_cache<T> by_tape, by_step;
+    auto embed = [&](std::size_t p, std::size_t n) { return gpt.embed(t, ps, {}, std::span(in).subspan(p, n), p); };
+    gpt.forward(t, ps, {}, embed(0, 29), &by_tape);
+    by_step = by_tape;
+    std::vector<T> logits(17);
+    for (std::size_t p = 29; p < 36; ++p) {
+      t.reset();
+      const auto want = t.value(gpt.forward(t, ps, {}, embed(p, 1), &by_tape));
+      gpt.step(t, ps, by_step, in[p], logits);
+      CAPTURE(p);
+      for (std::size_t v = 0; v < 17; ++v) REQUIRE(logits[v] == want[v]);
+      CHECK(std::abs(double(logits[0])) > 0);  // real logits, not a zero buffer
+    }
+    CHECK(by_step.positions == 36);
+    CHECK(by_step.k == by_tape.k);
+    CHECK(by_step.v == by_tape.v);
+    // and it refuses what it cannot do: a full block, a token outside the vocabulary
+    CHECK_THROWS_WITH_AS(gpt.step(t, ps, by_step, 1, logits), doctest::Contains("block_size 36"), error);
+    by_step.positions = 30;
+    CHECK_THROWS_WITH_AS(gpt.step(t, ps, by_step, 17, logits), doctest::Contains("token 17"), error);
+    basic_parameters<T> other;
+    CHECK_THROWS_WITH_AS(gpt.step(t, other, by_step, 1, logits), doctest::Contains("not this model's"), error);
+  };
+  for (score_kind s : {score_kind::tensor, score_kind::dot}) {
+    run(0.0f, s, 1);
+    run(0.0f, s, 2);
+    run(0.0, s, 2);
+  }
+}
+
 TEST_CASE("logits from a later row: the last layer runs only the rows that reach the LM head, same logits") {
   basic_parameters<float> ps;
   rng g(12);

@@ -2,7 +2,8 @@
 // gpt.hpp: the language half. Token and position embeddings, an RMSNorm on entry, n_layer blocks
 // (pre-norm attention, residual, pre-norm ReLU MLP, residual), an LM head with no final norm, as
 // in SPEC.md. The forward can start from any embeddings (the VLM passes vision positions), and
-// decoding runs on a KV cache: greedy, temperature/top-k sampling, or constrained to a word list.
+// decoding runs on a KV cache: greedy, temperature/top-k sampling, or constrained to a word list,
+// each letter one step() — the forward's kernels on one row, with no tape.
 // Not here: dropout, biases, weight tying, learned norm gains. Letters: T positions, C n_embd, V vocab.
 #pragma once
 
@@ -226,17 +227,58 @@ public:
                                      std::vector<T> logits, std::size_t max_new, std::int32_t end,
                                      std::int32_t stop_also, const decoding& how, rng* g = nullptr) const {
     std::vector<std::int32_t> out;
-    std::size_t pos = cache.positions;
+    t.reset();  // the steps record nothing: the tape lends them its scratch
     while (out.size() < max_new) {
       const std::int32_t tok = detail::pick_token<T>(logits, out, end, how, g);
       if (tok == end || tok == stop_also) break;
       out.push_back(tok);
-      if (pos >= cfg_.block_size) break;
-      t.reset();
-      const auto next = t.value(forward(t, ps, {}, embed(t, ps, {}, std::span(&tok, 1), pos++), &cache));
-      logits.assign(next.begin(), next.end());
+      if (cache.positions >= cfg_.block_size) break;
+      step(t, ps, cache, tok, logits);
     }
     return out;
+  }
+
+  // One decoding step off the tape: token `tok` at the cache's next position, whose keys and
+  // values it appends; logits[V] for what follows. forward() on that one embedded row computes
+  // the same, with the same kernels in the same order (the tests hold the two equal bit for bit);
+  // here nothing is recorded (the tape's bookkeeping was a fifth of a step): t lends its scratch.
+  void step(basic_tape<T>& t, const basic_parameters<T>& ps, basic_kv_cache<T>& cache, std::int32_t tok,
+            std::span<T> logits) const {
+    const std::size_t C = cfg_.n_embd, F = cfg_.mlp_hidden, H = cfg_.n_head, pos = cache.positions;
+    if (tok < 0 || std::size_t(tok) >= cfg_.vocab || pos >= cfg_.block_size || logits.size() != cfg_.vocab)
+      throw error("gpt step: token " + std::to_string(tok) + " at position " + std::to_string(pos) + " (vocab " +
+                  std::to_string(cfg_.vocab) + ", block_size " + std::to_string(cfg_.block_size) + ")");
+    if (lm_head_ >= ps.entries().size() || ps.at(lm_head_).size() != cfg_.vocab * C)
+      throw error("gpt step: the parameter store is not this model's (no lm_head of " + std::to_string(cfg_.vocab) + "x" +
+                  std::to_string(C) + " where this model registered it)");
+    if (cache.k.size() != layers_.size()) { cache.k.resize(layers_.size()); cache.v.resize(layers_.size()); }
+    auto w = [&](std::size_t i) { return ps.value(i).data(); };
+    auto row = [](T* p, std::size_t n) { return std::span<T>(p, n); };
+    const auto work = t.scratch(5 * C + F + 2 * H + 1 + attention_scratch_size(pos + 1, cfg_.head_dim(), cfg_.attention().factors));
+    T *x = work.data(), *xn = x + C, *q = xn + C, *a = q + C, *o = a + C, *h = o + C, *stats = h + F, *rstd = stats + 2 * H;
+    add_forward<T>(row(x, C), ps.value(wte_).subspan(std::size_t(tok) * C, C), ps.value(wpe_).subspan(pos * C, C));
+    rmsnorm_forward<T>(row(x, C), row(rstd, 1), row(x, C), 1, C, T(1e-5));
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+      const layer_index& L = layers_[l];
+      rmsnorm_forward<T>(row(xn, C), row(rstd, 1), row(x, C), 1, C, T(1e-5));
+      for (auto [store, weight] : {std::pair{&cache.k[l], L.wk}, std::pair{&cache.v[l], L.wv}}) {
+        store->reserve(cfg_.block_size * C);
+        store->resize((pos + 1) * C);
+        detail::matvec(store->data() + pos * C, w(weight), xn, C, C);
+      }
+      detail::matvec(q, w(L.wq), xn, C, C);
+      attention_forward<T>(row(a, C), row(stats, 2 * H), row(rstd + 1, work.size() - (rstd + 1 - x)), row(q, C),
+                           cache.k[l], cache.v[l], 1, pos + 1, C, H, cfg_.attention());
+      detail::matvec(o, w(L.wo), a, C, C);
+      add_forward<T>(row(x, C), row(x, C), row(o, C));
+      rmsnorm_forward<T>(row(xn, C), row(rstd, 1), row(x, C), 1, C, T(1e-5));
+      detail::matvec(h, w(L.fc1), xn, F, C);
+      relu_forward<T>(row(h, F), row(h, F));
+      detail::matvec(o, w(L.fc2), h, C, F);
+      add_forward<T>(row(x, C), row(x, C), row(o, C));
+    }
+    cache.positions = pos + 1;
+    detail::matvec(logits.data(), w(lm_head_), x, cfg_.vocab, C);
   }
 
   const gpt_config& config() const { return cfg_; }
