@@ -227,7 +227,6 @@ public:
                                      std::vector<T> logits, std::size_t max_new, std::int32_t end,
                                      std::int32_t stop_also, const decoding& how, rng* g = nullptr) const {
     std::vector<std::int32_t> out;
-    t.reset();  // the steps record nothing: the tape lends them its scratch
     while (out.size() < max_new) {
       const std::int32_t tok = detail::pick_token<T>(logits, out, end, how, g);
       if (tok == end || tok == stop_also) break;
@@ -254,24 +253,23 @@ public:
     if (cache.k.size() != layers_.size()) { cache.k.resize(layers_.size()); cache.v.resize(layers_.size()); }
     auto w = [&](std::size_t i) { return ps.value(i).data(); };
     auto row = [](T* p, std::size_t n) { return std::span<T>(p, n); };
-    const auto work = t.scratch(5 * C + F + 2 * H + 1 + attention_scratch_size(pos + 1, cfg_.head_dim(), cfg_.attention().factors));
-    T *x = work.data(), *xn = x + C, *q = xn + C, *a = q + C, *o = a + C, *h = o + C, *stats = h + F, *rstd = stats + 2 * H;
+    const T eps = T(1e-5);  // rmsnorm()'s default, which forward() uses
+    const std::size_t att = attention_scratch_size(pos + 1, cfg_.head_dim(), cfg_.attention().factors);
+    T* x = t.scratch(5 * C + F + 2 * H + 1 + att).data();
+    T *xn = x + C, *q = xn + C, *a = q + C, *o = a + C, *h = o + C, *stats = h + F, *rstd = stats + 2 * H, *scratch = rstd + 1;
     add_forward<T>(row(x, C), ps.value(wte_).subspan(std::size_t(tok) * C, C), ps.value(wpe_).subspan(pos * C, C));
-    rmsnorm_forward<T>(row(x, C), row(rstd, 1), row(x, C), 1, C, T(1e-5));
+    rmsnorm_forward<T>(row(x, C), row(rstd, 1), row(x, C), 1, C, eps);
     for (std::size_t l = 0; l < layers_.size(); ++l) {
       const layer_index& L = layers_[l];
-      rmsnorm_forward<T>(row(xn, C), row(rstd, 1), row(x, C), 1, C, T(1e-5));
-      for (auto [store, weight] : {std::pair{&cache.k[l], L.wk}, std::pair{&cache.v[l], L.wv}}) {
-        store->reserve(cfg_.block_size * C);
-        store->resize((pos + 1) * C);
-        detail::matvec(store->data() + pos * C, w(weight), xn, C, C);
-      }
+      rmsnorm_forward<T>(row(xn, C), row(rstd, 1), row(x, C), 1, C, eps);
+      detail::matvec(extend(cache.k[l], 1), w(L.wk), xn, C, C);
+      detail::matvec(extend(cache.v[l], 1), w(L.wv), xn, C, C);
       detail::matvec(q, w(L.wq), xn, C, C);
-      attention_forward<T>(row(a, C), row(stats, 2 * H), row(rstd + 1, work.size() - (rstd + 1 - x)), row(q, C),
-                           cache.k[l], cache.v[l], 1, pos + 1, C, H, cfg_.attention());
+      attention_forward<T>(row(a, C), row(stats, 2 * H), row(scratch, att), row(q, C), cache.k[l], cache.v[l], 1,
+                           pos + 1, C, H, cfg_.attention());
       detail::matvec(o, w(L.wo), a, C, C);
       add_forward<T>(row(x, C), row(x, C), row(o, C));
-      rmsnorm_forward<T>(row(xn, C), row(rstd, 1), row(x, C), 1, C, T(1e-5));
+      rmsnorm_forward<T>(row(xn, C), row(rstd, 1), row(x, C), 1, C, eps);
       detail::matvec(h, w(L.fc1), xn, F, C);
       relu_forward<T>(row(h, F), row(h, F));
       detail::matvec(o, w(L.fc2), h, C, F);
@@ -287,12 +285,16 @@ private:
   struct layer_index {
     std::size_t wq, wk, wv, wo, fc1, fc2;
   };
-  // Appends the new rows to the cache and returns all cached rows as a tape constant, read in
-  // place: the store is reserved for the whole block, so it never moves while the tape uses it.
-  var cached(basic_tape<T>& t, std::vector<T>& store, var fresh) const {
-    auto v = t.value(fresh);
+  // Room for `rows` more positions at the end of a cache store: the store is reserved for the
+  // whole block, so it never moves while a tape reads it in place.
+  T* extend(std::vector<T>& store, std::size_t rows) const {
     store.reserve(cfg_.block_size * cfg_.n_embd);
-    store.insert(store.end(), v.begin(), v.end());
+    store.resize(store.size() + rows * cfg_.n_embd);
+    return store.data() + store.size() - rows * cfg_.n_embd;
+  }
+  // Appends the new rows to the cache and returns all cached rows as a tape constant, read in place.
+  var cached(basic_tape<T>& t, std::vector<T>& store, var fresh) const {
+    std::ranges::copy(t.value(fresh), extend(store, t.rows(fresh)));
     return t.view(store, store.size() / t.cols(fresh), t.cols(fresh));
   }
 
