@@ -98,6 +98,76 @@ TEST_CASE("gemm: add, set and multiply into C, plain and transposed A, across ev
           }
 }
 
+TEST_CASE("gemm<2>: A's elements are pairs, each against its own column of a pair, float and double") {
+  // C(n, c) += Σ_k A(n, k)[c % 2] · B(k, c): the tensor score's two factor gradients at once
+  rng g(6);
+  auto run = [&]<class F>(F) {
+    for (std::size_t N : {1, 5, 8, 13})
+      for (std::size_t M : {4, 8, 12, 20, 36, 64})
+        for (std::size_t K : {1, 7}) {
+          const std::size_t ldc = M + 3, ldb = M + 2, lda = 2 * K + 2;  // rows wider than the matrices
+          std::vector<F> A(N * lda), B(K * ldb), C(N * ldc);
+          for (auto* v : {&A, &B, &C})
+            for (F& e : *v) e = F(g.normal());
+          const std::vector<F> C0 = C;
+          detail::gemm<2>(C.data(), ldc, detail::strided<const F>{A.data(), lda, 2}, B.data(), ldb, N, K, M);
+          double worst = 0;
+          bool spill = false;
+          for (std::size_t n = 0; n < N; ++n) {
+            for (std::size_t c = 0; c < M; ++c) {
+              double want = C0[n * ldc + c];
+              for (std::size_t k = 0; k < K; ++k) want += double(A[n * lda + 2 * k + c % 2]) * double(B[k * ldb + c]);
+              worst = std::max(worst, std::abs(C[n * ldc + c] - want));
+            }
+            for (std::size_t c = M; c < ldc; ++c) spill = spill || C[n * ldc + c] != C0[n * ldc + c];
+          }
+          CAPTURE(sizeof(F)); CAPTURE(N); CAPTURE(M); CAPTURE(K);
+          CHECK(worst < (sizeof(F) == 4 ? 1e-5 : 1e-12));
+          CHECK_FALSE(spill);
+        }
+  };
+  run(0.0f);
+  run(0.0);
+}
+
+TEST_CASE("gemm_product: the product of m factor products, short heads and long, with and without the parts") {
+  // S(n, c) = Π_f Σ_{k in [f·K/m, (f+1)·K/m)} A(n, k) · B(k, c), part f = factor f's sums
+  rng g(7);
+  for (std::size_t K : {8, 16, 12, 64})  // 8 and 16 keep B in registers; the others a gemm per factor
+    for (std::size_t m : {1, 2, 4})
+      for (bool keep : {false, true})
+        for (std::size_t N : {1, 5, 9, 17})
+          for (std::size_t M : {1, 3, 16, 37, 70}) {
+            if (K % m != 0) continue;
+            const std::size_t ld = M + 2, ldb = M + 1, Km = K / m, ps = N * ld + 5;
+            std::vector<double> A(N * K), B(K * ldb), S(N * ld), part(m * ps);
+            for (auto* v : {&A, &B, &S, &part})
+              for (double& e : *v) e = g.normal();
+            const std::vector<double> S0 = S, part0 = part;
+            detail::gemm_product(S.data(), ld, keep ? part.data() : nullptr, ps, detail::strided<const double>{A.data(), K},
+                                 B.data(), ldb, N, K, M, m);
+            double worst = 0;
+            bool spill = false;
+            for (std::size_t n = 0; n < N; ++n) {
+              for (std::size_t c = 0; c < M; ++c) {
+                double want = 1;
+                for (std::size_t f = 0; f < m; ++f) {
+                  double sf = 0;
+                  for (std::size_t k = f * Km; k < (f + 1) * Km; ++k) sf += A[n * K + k] * B[k * ldb + c];
+                  want *= sf;
+                  worst = std::max(worst, std::abs((keep ? part[f * ps + n * ld + c] : sf) - sf));
+                }
+                worst = std::max(worst, std::abs(S[n * ld + c] - want));
+              }
+              for (std::size_t c = M; c < ld; ++c) spill = spill || S[n * ld + c] != S0[n * ld + c];
+            }
+            if (!keep) spill = spill || part != part0;
+            CAPTURE(K); CAPTURE(m); CAPTURE(keep); CAPTURE(N); CAPTURE(M);
+            CHECK(worst < 1e-9);
+            CHECK_FALSE(spill);
+          }
+}
+
 TEST_CASE("transpose: 8x8 register blocks and edges, strided source and destination") {
   for (std::size_t R : {3, 8, 13, 24})
     for (std::size_t C : {5, 8, 17}) {

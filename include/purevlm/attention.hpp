@@ -140,24 +140,35 @@ void head_transpose(T* dst, const T* src, std::size_t Tk, std::size_t C, std::si
   transpose(dst, src, Tk, D, C, Tp);
   for (std::size_t d = 0; d < D; ++d) std::fill(dst + d * Tp + Tk, dst + (d + 1) * Tp, T(0));
 }
-// S[r, w] (rows ld apart) = Π_f s_f, the scores before the scale of r query rows against w keys,
-// where product(f, dst, to) runs the gemm of s_f = Q_f · K_fᵀ into dst (rows ld apart) as `to`
-// says. Without part, S = s_0 and each further factor multiplies S inside its gemm; with part
-// (m ≥ 2), each s_f is kept there (block f at part + f·part_stride, for the backward) and S is
-// their product.
-template <std::floating_point T, class Product>
-void block_scores(T* S, T* part, std::size_t ld, std::size_t part_stride, std::size_t r, std::size_t w, std::size_t m,
-                  Product&& product) {
-  for (std::size_t f = 0; f < m; ++f)
-    if (part) product(f, part + f * part_stride, gemm_to::set);
-    else product(f, S, f == 0 ? gemm_to::set : gemm_to::multiply);
-  if (!part) return;
-  for (std::size_t i = 0; i < r; ++i) {
-    T* x = S + i * ld;
-    const T *s0 = part + i * ld, *s1 = s0 + part_stride;
-    for (std::size_t t = 0; t < w; ++t) x[t] = s0[t] * s1[t];
-    for (std::size_t o = 2; o < m; ++o)
-      for (std::size_t t = 0; t < w; ++t) x[t] *= part[o * part_stride + i * ld + t];
+// The two factors' columns of n rows side by side, dst[2j + f] = src[f·D/2 + j] (back: the
+// inverse), so that a gemm of factor-gradient pairs (gemm<2>) computes dQ_0 and dQ_1, or dK_0 and
+// dK_1, as one product with the head's full width instead of two half as wide.
+// Pairing pays where the factors are too narrow for whole 32-byte vectors (the seed's D = 8:
+// 4 floats each) and possible where they fill whole 16 bytes — two factors of 2, 6, 10, … floats
+// (4 floats wide: the gemm's narrowest vector, two pairs).
+inline bool paired_factors(std::size_t D, std::size_t m) { return m == 2 && D % 4 == 0 && (D / 2) % 8 != 0; }
+template <std::floating_point T>
+void pair_columns(T* dst, std::size_t ldd, const T* src, std::size_t lds, std::size_t n, std::size_t D, bool back) {
+  using Q [[gnu::vector_size(4 * sizeof(T))]] = T;  // four columns of a factor, or two pairs
+  const std::size_t half = D / 2;
+  for (std::size_t i = 0; i < n; ++i) {
+    T* y = dst + i * ldd;
+    const T* x = src + i * lds;
+    std::size_t j = 0;
+    for (Q a, b; j + 4 <= half; j += 4) {
+      if (back) {  // a, b = four pairs → the factors' four columns each
+        std::memcpy(&a, x + 2 * j, sizeof a), std::memcpy(&b, x + 2 * j + 4, sizeof b);
+        const Q f0 = __builtin_shufflevector(a, b, 0, 2, 4, 6), f1 = __builtin_shufflevector(a, b, 1, 3, 5, 7);
+        std::memcpy(y + j, &f0, sizeof f0), std::memcpy(y + half + j, &f1, sizeof f1);
+      } else {  // a, b = the factors' four columns → four pairs
+        std::memcpy(&a, x + j, sizeof a), std::memcpy(&b, x + half + j, sizeof b);
+        const Q p0 = __builtin_shufflevector(a, b, 0, 4, 1, 5), p1 = __builtin_shufflevector(a, b, 2, 6, 3, 7);
+        std::memcpy(y + 2 * j, &p0, sizeof p0), std::memcpy(y + 2 * j + 4, &p1, sizeof p1);
+      }
+    }
+    for (; j < half; ++j)
+      if (back) y[j] = x[2 * j], y[half + j] = x[2 * j + 1];
+      else y[2 * j] = x[j], y[2 * j + 1] = x[half + j];
   }
 }
 // a[0, w) ← softmax weights from a[t] = e^(score_t − max): times inv = 1/Σ for t < n, and 0 from
@@ -235,10 +246,12 @@ inline void decode_row(float* out, float* a, std::size_t lda, float* st, std::si
 inline std::size_t attention_saved_size(std::size_t Tq, std::size_t H) { return 2 * H * Tq; }
 // Scratch per call: K and V of one head transposed to [D, Tp] (Tp = detail::padded_keys(Tk)),
 // and the larger of the forward's score block [8, Tp] and the backward's m + 2 tiles and two
-// numbers per query row.
+// numbers per query row; for two narrow factors (detail::paired_factors), also a tile of gradient
+// pairs and the head's q, k, dq, dk with paired columns.
 inline std::size_t attention_scratch_size(std::size_t Tk, std::size_t D, std::size_t m) {
   const std::size_t Tp = detail::padded_keys(Tk), tile = detail::attention_tile;
-  return 2 * D * Tp + std::max(detail::attention_rows * Tp, (m + 2) * tile * tile + 2 * Tk);
+  const std::size_t pairs = detail::paired_factors(D, m) ? 2 * tile * tile + 4 * Tk * D : 0;
+  return 2 * D * Tp + std::max(detail::attention_rows * Tp, (m + 2) * tile * tile + 2 * Tk + pairs);
 }
 
 // out[Tq,C] = softmax(causal scores) · v per head; saves stats (see attention_saved_size).
@@ -246,7 +259,7 @@ template <std::floating_point T>
 void attention_forward(std::span<T> out, std::span<T> saved, std::span<T> scratch, std::span<const T> q,
                        std::span<const T> k, std::span<const T> v, std::size_t Tq, std::size_t Tk, std::size_t C,
                        std::size_t H, attention_score score) {
-  const std::size_t D = C / H, m = score.factors, Dm = D / m, Tp = detail::padded_keys(Tk), R = detail::attention_rows;
+  const std::size_t D = C / H, m = score.factors, Tp = detail::padded_keys(Tk), R = detail::attention_rows;
   const T scale = T(score.scale);
   T *stats = saved.data(), *kT = scratch.data(), *S = kT + D * Tp;
   // Fewer rows than a block (decoding): each row's scores are the keys times the query, read in
@@ -266,17 +279,12 @@ void attention_forward(std::span<T> out, std::span<T> saved, std::span<T> scratc
     for (std::size_t i0 = 0; i0 < Tq; i0 += R) {
       const std::size_t r = std::min(R, Tq - i0), w = Tk - Tq + i0 + r;  // w: keys the last row sees
       const T* Qi = &q[i0 * C + h * D];
-      if (row_by_row)
+      if (row_by_row)  // Π_f K_f · q_f, a column
         for (std::size_t i = 0; i < r; ++i)
-          detail::block_scores(S + i * Tp, static_cast<T*>(nullptr), Tp, 0, 1, w, m, [&](std::size_t f, T* dst, auto to) {
-            detail::gemm(dst, 1, detail::strided<const T>{&k[h * D + f * Dm], C}, Qi + i * C + f * Dm, 1, w, Dm, 1,
-                         to);  // s_f = K_f · q_f
-          });
-      else
-        detail::block_scores(S, static_cast<T*>(nullptr), Tp, 0, r, w, m, [&](std::size_t f, T* dst, auto to) {
-          detail::gemm(dst, Tp, detail::strided<const T>{Qi + f * Dm, C}, kT + f * Dm * Tp, Tp, r, Dm, w,
-                       to);  // s_f = Q_f · K_fᵀ
-        });
+          detail::gemm_product(S + i * Tp, 1, static_cast<T*>(nullptr), 0, detail::strided<const T>{&k[h * D], C},
+                               Qi + i * C, 1, w, D, 1, m);
+      else  // Π_f Q_f · K_fᵀ
+        detail::gemm_product(S, Tp, static_cast<T*>(nullptr), 0, detail::strided<const T>{Qi, C}, kT, Tp, r, D, w, m);
       for (std::size_t i = 0; i < r; ++i) {
         const std::size_t n = Tk - Tq + i0 + i + 1;  // causal: query i0 + i sees keys 0..n-1
         T *a = S + i * Tp, *st = &stats[2 * (h * Tq + i0 + i)];
@@ -304,9 +312,20 @@ void attention_backward(std::span<T> dq, std::span<T> dk, std::span<T> dv, std::
   const T* stats = saved.data();
   T *kT = scratch.data(), *vT = kT + D * Tp, *P = vT + D * Tp, *dA = P + B * B, *part = dA + B * B,
     *delta = part + m * B * B, *lse = delta + Tq;  // per row: Σ_u a_u da_u = dout_i · out_i, and max + log Σ
+  // Two narrow factors (detail::paired_factors): their gradients are kept as pairs (g_0, g_1) per
+  // score, and dQ, dK computed with the head's columns paired (pair_columns), one product each as
+  // wide as the head instead of two of half its width.
+  const bool paired = detail::paired_factors(D, m);
+  T *pairs = lse + Tq, *qI = pairs + 2 * B * B, *kI = qI + Tk * D, *dqI = kI + Tk * D, *dkI = dqI + Tk * D;
   for (std::size_t h = 0; h < H; ++h) {
     detail::head_transpose(kT, &k[h * D], Tk, C, D);
     detail::head_transpose(vT, &v[h * D], Tk, C, D);
+    if (paired) {
+      detail::pair_columns(qI, D, &q[h * D], C, Tq, D, false);
+      detail::pair_columns(kI, D, &k[h * D], C, Tk, D, false);
+      detail::pair_columns(dqI, D, &dq[h * D], C, Tq, D, false);
+      detail::pair_columns(dkI, D, &dk[h * D], C, Tk, D, false);
+    }
     for (std::size_t i = 0; i < Tq; ++i) {
       delta[i] = detail::dot_product(&dout[i * C + h * D], &out[i * C + h * D], D);
       lse[i] = stats[2 * (h * Tq + i)] - std::log(stats[2 * (h * Tq + i) + 1]);
@@ -334,9 +353,8 @@ void attention_backward(std::span<T> dq, std::span<T> dk, std::span<T> dv, std::
         // P = the weights of rows i0.. on keys j0.., e^(scale·score − max − log Σ), 0 in the causal
         // future; the factors s_f kept in part (m > 1); dA = dO·Vᵀ
         row_groups([&](std::size_t i, std::size_t n, std::size_t w) {
-          detail::block_scores(P + i * B, m > 1 ? part + i * B : nullptr, B, B * B, n, w, m, [&](std::size_t f, T* dst, auto to) {
-            gemm(dst, B, strided<const T>{Qi + i * C + f * Dm, C}, kT + j0 + f * Dm * Tp, Tp, n, Dm, w, to);  // s_f = Q_f · K_fᵀ
-          });
+          detail::gemm_product(P + i * B, B, m > 1 ? part + i * B : nullptr, B * B, strided<const T>{Qi + i * C, C},
+                               kT + j0, Tp, n, D, w, m);  // Π_f s_f, s_f = Q_f · K_fᵀ
           gemm(dA + i * B, B, strided<const T>{dOi + i * C, C}, vT + j0, Tp, n, D, w, detail::gemm_to::set);
         });
         for (std::size_t i = 0; i < r; ++i) {
@@ -345,7 +363,16 @@ void attention_backward(std::span<T> dq, std::span<T> dk, std::span<T> dv, std::
           // g = ∂L/∂score · scale = scale · P (dA − Σ_u P_u dA_u); then g_f = g · Π_{o≠f} s_o
           const T *p = P + i * B, d = delta[i0 + i];
           T* g = dA + i * B;  // m = 1: g_0 is g, in place of dA
-          if (m == 2) {       // in place of s_0 and s_1: g_0 = g · s_1, g_1 = g · s_0
+          if (paired) {  // g_0 = g · s_1, g_1 = g · s_0, side by side
+            const T *s0 = part + i * B, *s1 = s0 + B * B;
+            T* gp = pairs + 2 * i * B;
+            for (std::size_t t = 0; t < n; ++t) {
+              const T gt = scale * (p[t] * (g[t] - d));
+              gp[2 * t] = gt * s1[t];
+              gp[2 * t + 1] = gt * s0[t];
+            }
+            std::fill(gp + 2 * n, gp + 2 * c, T(0));
+          } else if (m == 2) {  // in place of s_0 and s_1: g_0 = g · s_1, g_1 = g · s_0
             T *s0 = part + i * B, *s1 = s0 + B * B;
             for (std::size_t t = 0; t < n; ++t) {
               const T gt = scale * (p[t] * (g[t] - d)), a0 = s0[t];
@@ -369,13 +396,15 @@ void attention_backward(std::span<T> dq, std::span<T> dk, std::span<T> dv, std::
           }
           // the causal future: weight 0 and gradient 0
           std::fill(P + i * B + n, P + i * B + c, T(0));
-          for (std::size_t f = 0; f < m; ++f) {
+          for (std::size_t f = 0; f < m && !paired; ++f) {  // (the pairs have theirs above)
             T* gf = m == 1 ? g : part + f * B * B + i * B;
             std::fill(gf + n, gf + c, T(0));
           }
         }
         auto G_f = [&](std::size_t f) -> const T* { return m == 1 ? dA : part + f * B * B; };
         row_groups([&](std::size_t i, std::size_t n, std::size_t w) {
+          if (paired)  // (dQ_0 dQ_1) += (G_0 G_1)·(K_0 K_1), columns paired
+            return gemm<2>(&dqI[(i0 + i) * D], D, strided<const T>{pairs + 2 * i * B, 2 * B, 2}, &kI[j0 * D], D, n, w, D);
           for (std::size_t f = 0; f < m; ++f)  // dQ_f += G_f·K_f
             gemm(&dq[(i0 + i) * C + h * D + f * Dm], C, strided<const T>{G_f(f) + i * B, B}, &k[j0 * C + h * D + f * Dm],
                  C, n, w, Dm);
@@ -384,11 +413,18 @@ void attention_backward(std::span<T> dq, std::span<T> dk, std::span<T> dv, std::
           if (i >= r) return;
           gemm(&dv[(j0 + t) * C + h * D], C, transposed(strided<const T>{P + i * B + t, B}), dOi + i * C, C, n, r - i,
                D);  // dV += Pᵀ·dO
+          if (paired)  // (dK_0 dK_1) += (G_0 G_1)ᵀ·(Q_0 Q_1), columns paired
+            return gemm<2>(&dkI[(j0 + t) * D], D, transposed(strided<const T>{pairs + 2 * (i * B + t), 2 * B, 2}),
+                           &qI[(i0 + i) * D], D, n, r - i, D);
           for (std::size_t f = 0; f < m; ++f)  // dK_f += G_fᵀ·Q_f
             gemm(&dk[(j0 + t) * C + h * D + f * Dm], C, transposed(strided<const T>{G_f(f) + i * B + t, B}),
                  Qi + i * C + f * Dm, C, n, r - i, Dm);
         });
       }
+    }
+    if (paired) {
+      detail::pair_columns(&dq[h * D], C, dqI, D, Tq, D, true);
+      detail::pair_columns(&dk[h * D], C, dkI, D, Tk, D, true);
     }
   }
 }

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 namespace purevlm {
 
@@ -162,9 +163,31 @@ strided<T> transposed(strided<T> a) { return {a.data, a.col, a.row}; }
 // read), or multiplies C by it elementwise (the tensor score's second factor, in the same pass).
 enum class gemm_to { add, set, multiply };
 
+// v ← the G values at a repeated across v's lanes: for G = 2, the tensor score's two factor
+// gradients at once, against rows of B whose columns are interleaved by factor (attention.hpp's
+// pair_columns). (By reference, as exp_in_place.)
+template <std::size_t G, class V, std::floating_point T>
+inline void repeat(V& v, const T* a) {
+  if constexpr (G * sizeof(T) == 8) {  // two floats: one 64-bit broadcast
+    using U [[gnu::vector_size(sizeof(V))]] = std::uint64_t;
+    std::uint64_t pair;
+    std::memcpy(&pair, a, sizeof pair);
+    const U x = U{} + pair;
+    std::memcpy(&v, &x, sizeof v);
+  } else {
+    using P [[gnu::vector_size(G * sizeof(T))]] = T;
+    P p;
+    std::memcpy(&p, a, sizeof p);
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      v = V(__builtin_shufflevector(p, p, (I % G)...));
+    }(std::make_index_sequence<sizeof(V) / sizeof(T)>{});
+  }
+}
+
 // An R×J tile of C (rows ldc apart) — R rows, J vectors V of columns — kept in registers while k
-// runs: each vector of B is loaded once for R multiply-adds and each A(r, k) once for J.
-template <class V, int R, int J, std::floating_point T>
+// runs: each vector of B is loaded once for R multiply-adds and each A(r, k) once for J (each A(r, k)
+// is G values with G = 2: a pair).
+template <class V, int R, int J, std::size_t G, std::floating_point T>
 inline void gemm_tile(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_t ldb, std::size_t K,
                       gemm_to to) {
   constexpr std::size_t L = sizeof(V) / sizeof(T);
@@ -180,9 +203,17 @@ inline void gemm_tile(T* C, std::size_t ldc, strided<const T> A, const T* B, std
     for (int j = 0; j < J; ++j) std::memcpy(&b[j], B + k * ldb + j * L, sizeof(V));
     const T* a = A.data + k * A.col;
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r)
+    for (int r = 0; r < R; ++r) {
+      if constexpr (G == 1) {
 #pragma GCC unroll 2
-      for (int j = 0; j < J; ++j) s[r][j] += a[r * A.row] * b[j];
+        for (int j = 0; j < J; ++j) s[r][j] += a[r * A.row] * b[j];
+      } else {
+        V x;
+        repeat<G>(x, a + r * A.row);
+#pragma GCC unroll 2
+        for (int j = 0; j < J; ++j) s[r][j] += x * b[j];
+      }
+    }
   }
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
@@ -196,30 +227,38 @@ inline void gemm_tile(T* C, std::size_t ldc, strided<const T> A, const T* B, std
     }
 }
 
-// R rows of C, across: tiles of two widest vectors, then one, then one 32-byte vector, then one
+// Across M columns in vectors, widest first: tile.template operator()<V, j>(m) for the j vectors V
+// of columns from m — J widest vectors at a time, then one, then one 32-byte vector, then one
 // 16-byte vector (an attention head's factor of 4 floats), then single columns (a "vector" of one
-// T: the same code, scalar).
-template <int R, std::floating_point T>
-void gemm_rows(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_t ldb, std::size_t K, std::size_t M,
-               gemm_to to) {
+// T: the same code, scalar) unless whole16 (M a multiple of 16 bytes).
+template <std::floating_point T, int J, bool whole16 = false, class Tile>
+void across(std::size_t M, Tile&& tile) {
   using W = typename wide_simd<T>::type;
   using V = typename simd<T>::type;
   using N [[gnu::vector_size(16)]] = T;
   constexpr std::size_t LW = sizeof(W) / sizeof(T), LV = sizeof(V) / sizeof(T), LN = sizeof(N) / sizeof(T);
   std::size_t m = 0;
-  for (; m + 2 * LW <= M; m += 2 * LW) gemm_tile<W, R, 2>(C + m, ldc, A, B + m, ldb, K, to);
-  for (; m + LW <= M; m += LW) gemm_tile<W, R, 1>(C + m, ldc, A, B + m, ldb, K, to);
-  for (; m + LV <= M; m += LV) gemm_tile<V, R, 1>(C + m, ldc, A, B + m, ldb, K, to);
-  for (; m + LN <= M; m += LN) gemm_tile<N, R, 1>(C + m, ldc, A, B + m, ldb, K, to);
-  for (; m < M; ++m) gemm_tile<T, R, 1>(C + m, ldc, A, B + m, ldb, K, to);
+  for (; m + J * LW <= M; m += J * LW) tile.template operator()<W, J>(m);
+  for (; m + LW <= M; m += LW) tile.template operator()<W, 1>(m);
+  for (; m + LV <= M; m += LV) tile.template operator()<V, 1>(m);
+  for (; m + LN <= M; m += LN) tile.template operator()<N, 1>(m);
+  if constexpr (!whole16)
+    for (; m < M; ++m) tile.template operator()<T, 1>(m);
+}
+// R rows of C, across (gemm<2>: M is a multiple of 16 bytes)
+template <int R, std::size_t G, std::floating_point T>
+void gemm_rows(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_t ldb, std::size_t K, std::size_t M,
+               gemm_to to) {
+  across<T, 2, G == 2>(M, [&]<class V, int J>(std::size_t m) { gemm_tile<V, R, J, G>(C + m, ldc, A, B + m, ldb, K, to); });
 }
 
 // C[N,M] += A[N,K] · B[K,M] (or = with gemm_to::set), C's rows ldc apart and B's ldb apart (columns contiguous), A any
 // strided matrix. Tiles of 8 rows where there are 32 vector registers (AVX-512: 16 accumulators,
 // enough independent multiply-adds to fill both FMA pipes), else 4; then 4, then 1 for the last.
 // Every matmul, forward and backward, and every product in attention runs through here; each C
-// element sums over k in order, whatever tile computes it.
-template <std::floating_point T>
+// element sums over k in order, whatever tile computes it. gemm<2> reads A's elements as pairs
+// (A(r, k) at A.data + r·A.row + k·A.col, and the next T), B's and C's columns paired to match.
+template <std::size_t G = 1, std::floating_point T>
 void gemm(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_t ldb, std::size_t N, std::size_t K,
           std::size_t M, gemm_to to = gemm_to::add) {
 #if defined(__AVX512F__)
@@ -229,14 +268,81 @@ void gemm(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_t ldb
 #endif
   auto rows = [&](std::size_t n) { return strided<const T>{A.data + n * A.row, A.row, A.col}; };
   std::size_t n = 0;
-  for (; n + R <= N; n += R) gemm_rows<R>(C + n * ldc, ldc, rows(n), B, ldb, K, M, to);
-  for (; n + 4 <= N; n += 4) gemm_rows<4>(C + n * ldc, ldc, rows(n), B, ldb, K, M, to);
-  for (; n < N; ++n) gemm_rows<1>(C + n * ldc, ldc, rows(n), B, ldb, K, M, to);
+  for (; n + R <= N; n += R) gemm_rows<R, G>(C + n * ldc, ldc, rows(n), B, ldb, K, M, to);
+  for (; n + 4 <= N; n += 4) gemm_rows<4, G>(C + n * ldc, ldc, rows(n), B, ldb, K, M, to);
+  for (; n < N; ++n) gemm_rows<1, G>(C + n * ldc, ldc, rows(n), B, ldb, K, M, to);
 }
 // C[N,M] += A[N,K] · B[K,M], all three row-major and dense
 template <std::floating_point T>
 void gemm_accumulate(T* C, const T* A, const T* B, std::size_t N, std::size_t K, std::size_t M) {
   gemm(C, M, strided<const T>{A, K}, B, M, N, K, M);
+}
+
+// Columns [0, J vectors V) of S = Π_f (A_f · B_f) (see gemm_product) for a short K known at
+// compile time: B's K rows stay in registers while the N rows of A stream past, each row's factors
+// summed and multiplied there (a factor is complete every K/m steps).
+template <class V, std::size_t K, int J, std::floating_point T>
+void product_columns(T* S, std::size_t ld, T* part, std::size_t part_stride, strided<const T> A, const T* B,
+                     std::size_t ldb, std::size_t N, std::size_t m) {
+  constexpr std::size_t L = sizeof(V) / sizeof(T);
+  const std::size_t Km = K / m;
+  V b[K][J];
+#pragma GCC unroll 16
+  for (std::size_t k = 0; k < K; ++k)
+#pragma GCC unroll 4
+    for (int j = 0; j < J; ++j) std::memcpy(&b[k][j], B + k * ldb + j * L, sizeof(V));
+  for (std::size_t n = 0; n < N; ++n) {
+    const T* a = A.data + n * A.row;
+    V s[J] = {}, p[J] = {};
+#pragma GCC unroll 16
+    for (std::size_t k = 0; k < K; ++k) {
+#pragma GCC unroll 4
+      for (int j = 0; j < J; ++j) s[j] += a[k * A.col] * b[k][j];
+      if ((k + 1) % Km == 0) {  // factor f = k / Km is complete
+#pragma GCC unroll 4
+        for (int j = 0; j < J; ++j) {
+          if (part) std::memcpy(part + k / Km * part_stride + n * ld + j * L, &s[j], sizeof(V));
+          p[j] = k + 1 == Km ? s[j] : p[j] * s[j];
+          s[j] = V{};
+        }
+      }
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < J; ++j) std::memcpy(S + n * ld + j * L, &p[j], sizeof(V));
+  }
+}
+template <std::size_t K, std::floating_point T>
+void product_short(T* S, std::size_t ld, T* part, std::size_t ps, strided<const T> A, const T* B, std::size_t ldb,
+                   std::size_t N, std::size_t M, std::size_t m) {
+  constexpr int J = K < 16 ? 16 / K : 1;  // B's K·J vectors and the 2J sums: about 20 registers
+  across<T, J>(M, [&]<class V, int j>(std::size_t c) {
+    product_columns<V, K, j>(S + c, ld, part ? part + c : nullptr, ps, A, B + c, ldb, N, m);
+  });
+}
+// S[N,M] = Π_{f < m} A_f · B_f, where A_f is A's columns and B_f B's rows [f·K/m, (f+1)·K/m):
+// the product-kernel score of attention (m = 1: a plain product). S's rows are ld apart; unless
+// part is null, factor f's products are also written at part + f·part_stride (rows ld apart).
+// Each factor sums over k in order and the product multiplies them in order, f = 0, 1, ….
+template <std::floating_point T>
+void gemm_product(T* S, std::size_t ld, T* part, std::size_t part_stride, strided<const T> A, const T* B,
+                  std::size_t ldb, std::size_t N, std::size_t K, std::size_t M, std::size_t m) {
+  if (m == 1 && !part) return gemm(S, ld, A, B, ldb, N, K, M, gemm_to::set);
+  if (K == 8) return product_short<8>(S, ld, part, part_stride, A, B, ldb, N, M, m);  // the seed's heads
+  if (K == 16) return product_short<16>(S, ld, part, part_stride, A, B, ldb, N, M, m);
+  // longer heads: a gemm per factor (enough work per k that the extra pass over S costs little)
+  const std::size_t Km = K / m;
+  for (std::size_t f = 0; f < m; ++f)
+    gemm(part ? part + f * part_stride : S, ld, strided<const T>{A.data + f * Km * A.col, A.row, A.col}, B + f * Km * ldb,
+         ldb, N, Km, M, part || f == 0 ? gemm_to::set : gemm_to::multiply);
+  if (part)
+    for (std::size_t n = 0; n < N; ++n) {
+      T* x = S + n * ld;
+      const T* s = part + n * ld;
+      if (m == 1) std::copy(s, s + M, x);
+      else for (std::size_t c = 0; c < M; ++c) x[c] = s[c] * s[part_stride + c];
+      for (std::size_t f = 2; f < m; ++f)
+        for (std::size_t c = 0; c < M; ++c) x[c] *= s[f * part_stride + c];
+    }
 }
 
 // The lane sums of eight float vectors as one vector: r[j] = Σ lanes of v[j], each added in
