@@ -227,29 +227,24 @@ inline void gemm_tile(T* C, std::size_t ldc, strided<const T> A, const T* B, std
     }
 }
 
-// Across M columns in vectors, widest first: tile.template operator()<V, j>(m) for the j vectors V
-// of columns from m — J widest vectors at a time, then one, then one 32-byte vector, then one
+// R rows of C, across: tiles of two widest vectors, then one, then one 32-byte vector, then one
 // 16-byte vector (an attention head's factor of 4 floats), then single columns (a "vector" of one
-// T: the same code, scalar) unless whole16 (M a multiple of 16 bytes).
-template <std::floating_point T, int J, bool whole16 = false, class Tile>
-void across(std::size_t M, Tile&& tile) {
+// T: the same code, scalar; not with G = 2, whose M is a multiple of 16 bytes). (The same steps
+// written as one loop over a generic lambda cost the small products 5-10%: GCC then inlined less.)
+template <int R, std::size_t G, std::floating_point T>
+void gemm_rows(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_t ldb, std::size_t K, std::size_t M,
+               gemm_to to) {
   using W = typename wide_simd<T>::type;
   using V = typename simd<T>::type;
   using N [[gnu::vector_size(16)]] = T;
   constexpr std::size_t LW = sizeof(W) / sizeof(T), LV = sizeof(V) / sizeof(T), LN = sizeof(N) / sizeof(T);
   std::size_t m = 0;
-  for (; m + J * LW <= M; m += J * LW) tile.template operator()<W, J>(m);
-  for (; m + LW <= M; m += LW) tile.template operator()<W, 1>(m);
-  for (; m + LV <= M; m += LV) tile.template operator()<V, 1>(m);
-  for (; m + LN <= M; m += LN) tile.template operator()<N, 1>(m);
-  if constexpr (!whole16)
-    for (; m < M; ++m) tile.template operator()<T, 1>(m);
-}
-// R rows of C, across (gemm<2>: M is a multiple of 16 bytes)
-template <int R, std::size_t G, std::floating_point T>
-void gemm_rows(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_t ldb, std::size_t K, std::size_t M,
-               gemm_to to) {
-  across<T, 2, G == 2>(M, [&]<class V, int J>(std::size_t m) { gemm_tile<V, R, J, G>(C + m, ldc, A, B + m, ldb, K, to); });
+  for (; m + 2 * LW <= M; m += 2 * LW) gemm_tile<W, R, 2, G>(C + m, ldc, A, B + m, ldb, K, to);
+  for (; m + LW <= M; m += LW) gemm_tile<W, R, 1, G>(C + m, ldc, A, B + m, ldb, K, to);
+  for (; m + LV <= M; m += LV) gemm_tile<V, R, 1, G>(C + m, ldc, A, B + m, ldb, K, to);
+  for (; m + LN <= M; m += LN) gemm_tile<N, R, 1, G>(C + m, ldc, A, B + m, ldb, K, to);
+  if constexpr (G == 1)
+    for (; m < M; ++m) gemm_tile<T, R, 1, G>(C + m, ldc, A, B + m, ldb, K, to);
 }
 
 // C[N,M] += A[N,K] · B[K,M] (or = with gemm_to::set), C's rows ldc apart and B's ldb apart (columns contiguous), A any
@@ -314,10 +309,18 @@ void product_columns(T* S, std::size_t ld, T* part, std::size_t part_stride, str
 template <std::size_t K, std::floating_point T>
 void product_short(T* S, std::size_t ld, T* part, std::size_t ps, strided<const T> A, const T* B, std::size_t ldb,
                    std::size_t N, std::size_t M, std::size_t m) {
+  using W = typename wide_simd<T>::type;
+  using V = typename simd<T>::type;
+  using H [[gnu::vector_size(16)]] = T;
   constexpr int J = K < 16 ? 16 / K : 1;  // B's K·J vectors and the 2J sums: about 20 registers
-  across<T, J>(M, [&]<class V, int j>(std::size_t c) {
-    product_columns<V, K, j>(S + c, ld, part ? part + c : nullptr, ps, A, B + c, ldb, N, m);
-  });
+  constexpr std::size_t LW = sizeof(W) / sizeof(T), LV = sizeof(V) / sizeof(T), LH = sizeof(H) / sizeof(T);
+  auto at = [&](std::size_t c) { return part ? part + c : nullptr; };
+  std::size_t c = 0;  // across as gemm_rows goes
+  for (; c + J * LW <= M; c += J * LW) product_columns<W, K, J>(S + c, ld, at(c), ps, A, B + c, ldb, N, m);
+  for (; c + LW <= M; c += LW) product_columns<W, K, 1>(S + c, ld, at(c), ps, A, B + c, ldb, N, m);
+  for (; c + LV <= M; c += LV) product_columns<V, K, 1>(S + c, ld, at(c), ps, A, B + c, ldb, N, m);
+  for (; c + LH <= M; c += LH) product_columns<H, K, 1>(S + c, ld, at(c), ps, A, B + c, ldb, N, m);
+  for (; c < M; ++c) product_columns<T, K, 1>(S + c, ld, at(c), ps, A, B + c, ldb, N, m);
 }
 // S[N,M] = Π_{f < m} A_f · B_f, where A_f is A's columns and B_f B's rows [f·K/m, (f+1)·K/m):
 // the product-kernel score of attention (m = 1: a plain product). S's rows are ld apart; unless
