@@ -140,37 +140,11 @@ void head_transpose(T* dst, const T* src, std::size_t Tk, std::size_t C, std::si
   transpose(dst, src, Tk, D, C, Tp);
   for (std::size_t d = 0; d < D; ++d) std::fill(dst + d * Tp + Tk, dst + (d + 1) * Tp, T(0));
 }
-// The two factors' columns of n rows side by side, dst[2j + f] = src[f·D/2 + j] (back: the
-// inverse), so that a gemm of factor-gradient pairs (gemm<2>) computes dQ_0 and dQ_1, or dK_0 and
-// dK_1, as one product with the head's full width instead of two half as wide.
-// Pairing pays where the factors are too narrow for whole 32-byte vectors (the seed's D = 8:
-// 4 floats each) and possible where they fill whole 16 bytes — two factors of 2, 6, 10, … floats
-// (4 floats wide: the gemm's narrowest vector, two pairs).
-inline bool paired_factors(std::size_t D, std::size_t m) { return m == 2 && D % 4 == 0 && (D / 2) % 8 != 0; }
+// Two factors that share one 32-byte vector (the seed's D = 8 floats, 4 each): their gradients are
+// kept as pairs, so that dQ_0 and dQ_1 (and dK_0, dK_1) come out of one gemm<2>, as wide as the
+// head, instead of two with half-width vectors.
 template <std::floating_point T>
-void pair_columns(T* dst, std::size_t ldd, const T* src, std::size_t lds, std::size_t n, std::size_t D, bool back) {
-  using Q [[gnu::vector_size(4 * sizeof(T))]] = T;  // four columns of a factor, or two pairs
-  const std::size_t half = D / 2;
-  for (std::size_t i = 0; i < n; ++i) {
-    T* y = dst + i * ldd;
-    const T* x = src + i * lds;
-    std::size_t j = 0;
-    for (Q a, b; j + 4 <= half; j += 4) {
-      if (back) {  // a, b = four pairs → the factors' four columns each
-        std::memcpy(&a, x + 2 * j, sizeof a), std::memcpy(&b, x + 2 * j + 4, sizeof b);
-        const Q f0 = __builtin_shufflevector(a, b, 0, 2, 4, 6), f1 = __builtin_shufflevector(a, b, 1, 3, 5, 7);
-        std::memcpy(y + j, &f0, sizeof f0), std::memcpy(y + half + j, &f1, sizeof f1);
-      } else {  // a, b = the factors' four columns → four pairs
-        std::memcpy(&a, x + j, sizeof a), std::memcpy(&b, x + half + j, sizeof b);
-        const Q p0 = __builtin_shufflevector(a, b, 0, 4, 1, 5), p1 = __builtin_shufflevector(a, b, 2, 6, 3, 7);
-        std::memcpy(y + 2 * j, &p0, sizeof p0), std::memcpy(y + 2 * j + 4, &p1, sizeof p1);
-      }
-    }
-    for (; j < half; ++j)
-      if (back) y[j] = x[2 * j], y[half + j] = x[2 * j + 1];
-      else y[2 * j] = x[j], y[2 * j + 1] = x[half + j];
-  }
-}
+bool paired_factors(std::size_t D, std::size_t m) { return m == 2 && D * sizeof(T) == 32; }
 // a[0, w) ← softmax weights from a[t] = e^(score_t − max): times inv = 1/Σ for t < n, and 0 from
 // n on (the causal future: zero weight, so its gradients vanish too).
 template <std::floating_point T>
@@ -246,11 +220,10 @@ inline void decode_row(float* out, float* a, std::size_t lda, float* st, std::si
 inline std::size_t attention_saved_size(std::size_t Tq, std::size_t H) { return 2 * H * Tq; }
 // Scratch per call: K and V of one head transposed to [D, Tp] (Tp = detail::padded_keys(Tk)),
 // and the larger of the forward's score block [8, Tp] and the backward's m + 2 tiles and two
-// numbers per query row; for two narrow factors (detail::paired_factors), also a tile of gradient
-// pairs and the head's q, k, dq, dk with paired columns.
+// numbers per query row; for two factors, also a tile of gradient pairs (detail::paired_factors).
 inline std::size_t attention_scratch_size(std::size_t Tk, std::size_t D, std::size_t m) {
   const std::size_t Tp = detail::padded_keys(Tk), tile = detail::attention_tile;
-  const std::size_t pairs = detail::paired_factors(D, m) ? 2 * tile * tile + 4 * Tk * D : 0;
+  const std::size_t pairs = m == 2 ? 2 * tile * tile : 0;
   return 2 * D * Tp + std::max(detail::attention_rows * Tp, (m + 2) * tile * tile + 2 * Tk + pairs);
 }
 
@@ -312,20 +285,11 @@ void attention_backward(std::span<T> dq, std::span<T> dk, std::span<T> dv, std::
   const T* stats = saved.data();
   T *kT = scratch.data(), *vT = kT + D * Tp, *P = vT + D * Tp, *dA = P + B * B, *part = dA + B * B,
     *delta = part + m * B * B, *lse = delta + Tq;  // per row: Σ_u a_u da_u = dout_i · out_i, and max + log Σ
-  // Two narrow factors (detail::paired_factors): their gradients are kept as pairs (g_0, g_1) per
-  // score, and dQ, dK computed with the head's columns paired (pair_columns), one product each as
-  // wide as the head instead of two of half its width.
-  const bool paired = detail::paired_factors(D, m);
-  T *pairs = lse + Tq, *qI = pairs + 2 * B * B, *kI = qI + Tk * D, *dqI = kI + Tk * D, *dkI = dqI + Tk * D;
+  const bool paired = detail::paired_factors<T>(D, m);  // gradients as pairs (g_0, g_1), side by side
+  T* pairs = lse + Tq;
   for (std::size_t h = 0; h < H; ++h) {
     detail::head_transpose(kT, &k[h * D], Tk, C, D);
     detail::head_transpose(vT, &v[h * D], Tk, C, D);
-    if (paired) {
-      detail::pair_columns(qI, D, &q[h * D], C, Tq, D, false);
-      detail::pair_columns(kI, D, &k[h * D], C, Tk, D, false);
-      detail::pair_columns(dqI, D, &dq[h * D], C, Tq, D, false);
-      detail::pair_columns(dkI, D, &dk[h * D], C, Tk, D, false);
-    }
     for (std::size_t i = 0; i < Tq; ++i) {
       delta[i] = detail::dot_product(&dout[i * C + h * D], &out[i * C + h * D], D);
       lse[i] = stats[2 * (h * Tq + i)] - std::log(stats[2 * (h * Tq + i) + 1]);
@@ -403,8 +367,8 @@ void attention_backward(std::span<T> dq, std::span<T> dk, std::span<T> dv, std::
         }
         auto G_f = [&](std::size_t f) -> const T* { return m == 1 ? dA : part + f * B * B; };
         row_groups([&](std::size_t i, std::size_t n, std::size_t w) {
-          if (paired)  // (dQ_0 dQ_1) += (G_0 G_1)·(K_0 K_1), columns paired
-            return gemm<2>(&dqI[(i0 + i) * D], D, strided<const T>{pairs + 2 * i * B, 2 * B, 2}, &kI[j0 * D], D, n, w, D);
+          if (paired)  // (dQ_0 dQ_1) += (G_0·K_0  G_1·K_1)
+            return gemm<2>(&dq[(i0 + i) * C + h * D], C, strided<const T>{pairs + 2 * i * B, 2 * B, 2}, &k[j0 * C + h * D], C, n, w, D);
           for (std::size_t f = 0; f < m; ++f)  // dQ_f += G_f·K_f
             gemm(&dq[(i0 + i) * C + h * D + f * Dm], C, strided<const T>{G_f(f) + i * B, B}, &k[j0 * C + h * D + f * Dm],
                  C, n, w, Dm);
@@ -413,18 +377,14 @@ void attention_backward(std::span<T> dq, std::span<T> dk, std::span<T> dv, std::
           if (i >= r) return;
           gemm(&dv[(j0 + t) * C + h * D], C, transposed(strided<const T>{P + i * B + t, B}), dOi + i * C, C, n, r - i,
                D);  // dV += Pᵀ·dO
-          if (paired)  // (dK_0 dK_1) += (G_0 G_1)ᵀ·(Q_0 Q_1), columns paired
-            return gemm<2>(&dkI[(j0 + t) * D], D, transposed(strided<const T>{pairs + 2 * (i * B + t), 2 * B, 2}),
-                           &qI[(i0 + i) * D], D, n, r - i, D);
+          if (paired)  // (dK_0 dK_1) += (G_0ᵀ·Q_0  G_1ᵀ·Q_1)
+            return gemm<2>(&dk[(j0 + t) * C + h * D], C, transposed(strided<const T>{pairs + 2 * (i * B + t), 2 * B, 2}),
+                           Qi + i * C, C, n, r - i, D);
           for (std::size_t f = 0; f < m; ++f)  // dK_f += G_fᵀ·Q_f
             gemm(&dk[(j0 + t) * C + h * D + f * Dm], C, transposed(strided<const T>{G_f(f) + i * B + t, B}),
                  Qi + i * C + f * Dm, C, n, r - i, Dm);
         });
       }
-    }
-    if (paired) {
-      detail::pair_columns(&dq[h * D], C, dqI, D, Tq, D, true);
-      detail::pair_columns(&dk[h * D], C, dkI, D, Tk, D, true);
     }
   }
 }

@@ -164,8 +164,7 @@ strided<T> transposed(strided<T> a) { return {a.data, a.col, a.row}; }
 enum class gemm_to { add, set, multiply };
 
 // v ← the G values at a repeated across v's lanes: for G = 2, the tensor score's two factor
-// gradients at once, against rows of B whose columns are interleaved by factor (attention.hpp's
-// pair_columns). (By reference, as exp_in_place.)
+// gradients at once (a0 a1 a0 a1 …). (By reference, as exp_in_place.)
 template <std::size_t G, class V, std::floating_point T>
 inline void repeat(V& v, const T* a) {
   if constexpr (G * sizeof(T) == 8) {  // two floats: one 64-bit broadcast
@@ -184,9 +183,20 @@ inline void repeat(V& v, const T* a) {
   }
 }
 
+// v's two halves interleaved, lane 2j + f ← lane f·L/2 + j (back: the inverse): a row of two
+// factors' columns put in the order of the pairs that repeat<2> makes, and back.
+template <bool back, class V>
+inline void interleave_halves(V& v) {
+  constexpr std::size_t L = sizeof(V) / sizeof(v[0]), H = L / 2;
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    v = __builtin_shufflevector(v, v, (back ? 2 * (I % H) + I / H : I % 2 * H + I / 2)...);
+  }(std::make_index_sequence<L>{});
+}
+
 // An R×J tile of C (rows ldc apart) — R rows, J vectors V of columns — kept in registers while k
-// runs: each vector of B is loaded once for R multiply-adds and each A(r, k) once for J (each A(r, k)
-// is G values with G = 2: a pair).
+// runs: each vector of B is loaded once for R multiply-adds and each A(r, k) once for J. With
+// G = 2, A(r, k) is a pair, the first for the vector's first half of columns, the second for its
+// second half; in registers the halves are interleaved to match.
 template <class V, int R, int J, std::size_t G, std::floating_point T>
 inline void gemm_tile(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_t ldb, std::size_t K,
                       gemm_to to) {
@@ -196,11 +206,18 @@ inline void gemm_tile(T* C, std::size_t ldc, strided<const T> A, const T* B, std
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 2
     for (int j = 0; j < J; ++j)
-      if (to == gemm_to::add) std::memcpy(&s[r][j], C + r * ldc + j * L, sizeof(V));
-      else s[r][j] = V{};
+      if (to == gemm_to::add) {
+        std::memcpy(&s[r][j], C + r * ldc + j * L, sizeof(V));
+        if constexpr (G == 2) interleave_halves<false>(s[r][j]);
+      } else {
+        s[r][j] = V{};
+      }
   for (std::size_t k = 0; k < K; ++k) {
 #pragma GCC unroll 2
-    for (int j = 0; j < J; ++j) std::memcpy(&b[j], B + k * ldb + j * L, sizeof(V));
+    for (int j = 0; j < J; ++j) {
+      std::memcpy(&b[j], B + k * ldb + j * L, sizeof(V));
+      if constexpr (G == 2) interleave_halves<false>(b[j]);
+    }
     const T* a = A.data + k * A.col;
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
@@ -223,13 +240,14 @@ inline void gemm_tile(T* C, std::size_t ldc, strided<const T> A, const T* B, std
         std::memcpy(&b[j], C + r * ldc + j * L, sizeof(V));
         s[r][j] *= b[j];
       }
+      if constexpr (G == 2) interleave_halves<true>(s[r][j]);
       std::memcpy(C + r * ldc + j * L, &s[r][j], sizeof(V));
     }
 }
 
 // R rows of C, across: tiles of two widest vectors, then one, then one 32-byte vector, then one
 // 16-byte vector (an attention head's factor of 4 floats), then single columns (a "vector" of one
-// T: the same code, scalar; not with G = 2, whose M is a multiple of 16 bytes). (The same steps
+// T: the same code, scalar; not with G = 2, whose M is one 32-byte vector). (The same steps
 // written as one loop over a generic lambda cost the small products 5-10%: GCC then inlined less.)
 template <int R, std::size_t G, std::floating_point T>
 void gemm_rows(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_t ldb, std::size_t K, std::size_t M,
@@ -251,8 +269,9 @@ void gemm_rows(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_
 // strided matrix. Tiles of 8 rows where there are 32 vector registers (AVX-512: 16 accumulators,
 // enough independent multiply-adds to fill both FMA pipes), else 4; then 4, then 1 for the last.
 // Every matmul, forward and backward, and every product in attention runs through here; each C
-// element sums over k in order, whatever tile computes it. gemm<2> reads A's elements as pairs
-// (A(r, k) at A.data + r·A.row + k·A.col, and the next T), B's and C's columns paired to match.
+// element sums over k in order, whatever tile computes it. gemm<2> is two products side by side,
+// C_f += A_f · B_f for the columns' halves f = 0, 1, where C's rows are one 32-byte vector (the
+// seed's head, 8 floats) and A(r, k) of both at A.data + r·A.row + k·A.col, the pair (A_0, A_1).
 template <std::size_t G = 1, std::floating_point T>
 void gemm(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_t ldb, std::size_t N, std::size_t K,
           std::size_t M, gemm_to to = gemm_to::add) {
