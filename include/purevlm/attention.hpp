@@ -368,7 +368,8 @@ void attention_backward(std::span<T> dq, std::span<T> dk, std::span<T> dv, std::
         auto G_f = [&](std::size_t f) -> const T* { return m == 1 ? dA : part + f * B * B; };
         row_groups([&](std::size_t i, std::size_t n, std::size_t w) {
           if (paired)  // (dQ_0 dQ_1) += (G_0·K_0  G_1·K_1)
-            return gemm<2>(&dq[(i0 + i) * C + h * D], C, strided<const T>{pairs + 2 * i * B, 2 * B, 2}, &k[j0 * C + h * D], C, n, w, D);
+            return gemm<2>(&dq[(i0 + i) * C + h * D], C, strided<const T>{pairs + 2 * i * B, 2 * B, 2}, &k[j0 * C + h * D],
+                           C, n, w, D);
           for (std::size_t f = 0; f < m; ++f)  // dQ_f += G_f·K_f
             gemm(&dq[(i0 + i) * C + h * D + f * Dm], C, strided<const T>{G_f(f) + i * B, B}, &k[j0 * C + h * D + f * Dm],
                  C, n, w, Dm);
