@@ -119,8 +119,9 @@ std::vector<T> attention_weights(std::span<const T> q, std::span<const T> k, std
 // Every multiply-add above is a product of matrices once queries and keys are taken in blocks:
 // the scores of rows i.. against keys t.. are Q·Kᵀ (per factor: Q_f·K_fᵀ), the outputs P·V, and
 // the backward's da = dO·Vᵀ, dV += Pᵀ·dO, dQ_f += G_f·K_f, dK_f += G_fᵀ·Q_f. Each runs through
-// detail::gemm (register-tiled, near the FMA peak); what remains between them is elementwise
-// (products of the factors, the softmax) on tiles small enough to stay in the L1/L2 caches.
+// detail::gemm (register-tiled, near the FMA peak; the factors' scores and their product through
+// its form detail::gemm_product); what remains between them is elementwise (the softmax, the
+// gradients of the factors) on tiles small enough to stay in the L1/L2 caches.
 //
 // Forward: 8 query rows at a time against all the keys they may see (the row's scores kept whole,
 // so the softmax needs no rescaling); it saves each row's max and 1/Σ, two numbers.
