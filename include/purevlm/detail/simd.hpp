@@ -163,6 +163,20 @@ strided<T> transposed(strided<T> a) { return {a.data, a.col, a.row}; }
 // read), or multiplies C by it elementwise (the tensor score's second factor, in the same pass).
 enum class gemm_to { add, set, multiply };
 
+// An operand of many multiply-adds, held in a register: GCC otherwise turns each use of a value
+// loaded from memory that the loop does not write into a memory operand of its FMA, and a 4-row
+// gemm tile then reads every vector of B four times (2.5× slower here). The empty asm says only
+// "v is in a register now"; it emits nothing. (x86 with AVX, where each vector gemm uses is one
+// register; elsewhere a no-op.)
+template <class V>
+inline void in_register(V& v) {
+#if defined(__x86_64__) && defined(__AVX__)
+  asm("" : "+v"(v));
+#else
+  (void)v;
+#endif
+}
+
 // v ← the G values at a repeated across v's lanes: for G = 2, the tensor score's two factor
 // gradients at once (a0 a1 a0 a1 …). (By reference, as exp_in_place.)
 template <std::size_t G, class V, std::floating_point T>
@@ -217,6 +231,7 @@ inline void gemm_tile(T* C, std::size_t ldc, strided<const T> A, const T* B, std
     for (int j = 0; j < J; ++j) {
       std::memcpy(&b[j], B + k * ldb + j * L, sizeof(V));
       if constexpr (G == 2) interleave_halves<false>(b[j]);
+      if constexpr (R > 1 && sizeof(V) > sizeof(T)) in_register(b[j]);  // (used R times)
     }
     const T* a = A.data + k * A.col;
 #pragma GCC unroll 8
