@@ -159,9 +159,17 @@ struct strided {
 template <class T>
 strided<T> transposed(strided<T> a) { return {a.data, a.col, a.row}; }
 
-// What gemm does with its product: adds it to C, writes it over C (what C held is then never
-// read), or multiplies C by it elementwise (the tensor score's second factor, in the same pass).
-enum class gemm_to { add, set, multiply };
+// What gemm does with its product: adds it to C or writes it over C; or (gemm_product's kernel)
+// writes over C the product of m factors, the sums over k's m equal runs, keeping each factor's
+// sums at part + f·stride (rows ldc apart) unless part is null.
+enum class gemm_to { add, set, product };
+template <class T>
+struct factors {
+  std::size_t m = 1;
+  T* part = nullptr;
+  std::size_t stride = 0;
+  factors at(std::size_t offset) const { return {m, part ? part + offset : nullptr, stride}; }  // C + offset's
+};
 
 // An operand of many multiply-adds, held in a register: GCC otherwise turns each use of a value
 // loaded from memory that the loop does not write into a memory operand of its FMA, and a 4-row
@@ -207,31 +215,17 @@ inline void interleave_halves(V& v) {
   }(std::make_index_sequence<L>{});
 }
 
-// An R×J tile of C (rows ldc apart) — R rows, J vectors V of columns — kept in registers while k
-// runs: each vector of B is loaded once for R multiply-adds and each A(r, k) once for J. With
-// G = 2, A(r, k) is a pair, the first for the vector's first half of columns, the second for its
-// second half; in registers the halves are interleaved to match.
+// s += the columns [k0, k1) of A times those rows of B, for an R×J tile (see gemm_tile).
 template <class V, int R, int J, std::size_t G, std::floating_point T>
-inline void gemm_tile(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_t ldb, std::size_t K,
-                      gemm_to to) {
+inline void tile_sums(V (&s)[R][J], strided<const T> A, const T* B, std::size_t ldb, std::size_t k0, std::size_t k1) {
   constexpr std::size_t L = sizeof(V) / sizeof(T);
-  V s[R][J], b[J];  // memcpy: unaligned loads and stores, no aliasing questions
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 2
-    for (int j = 0; j < J; ++j)
-      if (to == gemm_to::add) {
-        std::memcpy(&s[r][j], C + r * ldc + j * L, sizeof(V));
-        if constexpr (G == 2) interleave_halves<false>(s[r][j]);
-      } else {
-        s[r][j] = V{};
-      }
-  for (std::size_t k = 0; k < K; ++k) {
+  V b[J];  // memcpy: unaligned loads and stores, no aliasing questions
+  for (std::size_t k = k0; k < k1; ++k) {
 #pragma GCC unroll 2
     for (int j = 0; j < J; ++j) {
       std::memcpy(&b[j], B + k * ldb + j * L, sizeof(V));
       if constexpr (G == 2) interleave_halves<false>(b[j]);
-      if constexpr (R > 1 && sizeof(V) > sizeof(T)) in_register(b[j]);  // (used R times)
+      if constexpr (R > 1 && R < 8 && sizeof(V) > sizeof(T)) in_register(b[j]);  // (where GCC folds)
     }
     const T* a = A.data + k * A.col;
 #pragma GCC unroll 8
@@ -247,14 +241,57 @@ inline void gemm_tile(T* C, std::size_t ldc, strided<const T> A, const T* B, std
       }
     }
   }
+}
+
+// An R×J tile of C (rows ldc apart) — R rows, J vectors V of columns — kept in registers while k
+// runs: each vector of B is loaded once for R multiply-adds and each A(r, k) once for J. With
+// G = 2, A(r, k) is a pair, the first for the vector's first half of columns, the second for its
+// second half; in registers the halves are interleaved to match. A product of factors keeps a
+// second tile, the product so far (its 32 registers and the sums' 16 are more than AVX-512 has:
+// GCC keeps the product's overflow on the stack, touched once per factor, outside the k loop).
+template <class V, int R, int J, std::size_t G, std::floating_point T>
+inline void gemm_tile(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_t ldb, std::size_t K,
+                      gemm_to to, factors<T> f) {
+  constexpr std::size_t L = sizeof(V) / sizeof(T);
+  V s[R][J];
+  if (G == 1 && to == gemm_to::product) {
+    V p[R][J] = {};  // (set by factor 0: zeroed only so that no compiler sees it unset)
+    const std::size_t Km = K / f.m;
+    for (std::size_t i = 0; i < f.m; ++i) {  // factor i: k in [i·Km, (i + 1)·Km)
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+        for (int j = 0; j < J; ++j) s[r][j] = V{};
+      tile_sums<V, R, J, G>(s, A, B, ldb, i * Km, (i + 1) * Km);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+        for (int j = 0; j < J; ++j) {
+          if (f.part) std::memcpy(f.part + i * f.stride + r * ldc + j * L, &s[r][j], sizeof(V));
+          p[r][j] = i == 0 ? s[r][j] : p[r][j] * s[r][j];
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+      for (int j = 0; j < J; ++j) std::memcpy(C + r * ldc + j * L, &p[r][j], sizeof(V));
+    return;
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+    for (int j = 0; j < J; ++j)
+      if (to == gemm_to::add) {
+        std::memcpy(&s[r][j], C + r * ldc + j * L, sizeof(V));
+        if constexpr (G == 2) interleave_halves<false>(s[r][j]);
+      } else {
+        s[r][j] = V{};
+      }
+  tile_sums<V, R, J, G>(s, A, B, ldb, 0, K);
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 2
     for (int j = 0; j < J; ++j) {
-      if (to == gemm_to::multiply) {
-        std::memcpy(&b[j], C + r * ldc + j * L, sizeof(V));
-        s[r][j] *= b[j];
-      }
       if constexpr (G == 2) interleave_halves<true>(s[r][j]);
       std::memcpy(C + r * ldc + j * L, &s[r][j], sizeof(V));
     }
@@ -266,18 +303,18 @@ inline void gemm_tile(T* C, std::size_t ldc, strided<const T> A, const T* B, std
 // written as one loop over a generic lambda cost the small products 5-14%: GCC then inlined less.)
 template <int R, std::size_t G, std::floating_point T>
 void gemm_rows(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_t ldb, std::size_t K, std::size_t M,
-               gemm_to to) {
+               gemm_to to, factors<T> f) {
   using W = typename wide_simd<T>::type;
   using V = typename simd<T>::type;
   using N [[gnu::vector_size(16)]] = T;
   constexpr std::size_t LW = sizeof(W) / sizeof(T), LV = sizeof(V) / sizeof(T), LN = sizeof(N) / sizeof(T);
   std::size_t m = 0;
-  for (; m + 2 * LW <= M; m += 2 * LW) gemm_tile<W, R, 2, G>(C + m, ldc, A, B + m, ldb, K, to);
-  for (; m + LW <= M; m += LW) gemm_tile<W, R, 1, G>(C + m, ldc, A, B + m, ldb, K, to);
-  for (; m + LV <= M; m += LV) gemm_tile<V, R, 1, G>(C + m, ldc, A, B + m, ldb, K, to);
-  for (; m + LN <= M; m += LN) gemm_tile<N, R, 1, G>(C + m, ldc, A, B + m, ldb, K, to);
+  for (; m + 2 * LW <= M; m += 2 * LW) gemm_tile<W, R, 2, G>(C + m, ldc, A, B + m, ldb, K, to, f.at(m));
+  for (; m + LW <= M; m += LW) gemm_tile<W, R, 1, G>(C + m, ldc, A, B + m, ldb, K, to, f.at(m));
+  for (; m + LV <= M; m += LV) gemm_tile<V, R, 1, G>(C + m, ldc, A, B + m, ldb, K, to, f.at(m));
+  for (; m + LN <= M; m += LN) gemm_tile<N, R, 1, G>(C + m, ldc, A, B + m, ldb, K, to, f.at(m));
   if constexpr (G == 1)
-    for (; m < M; ++m) gemm_tile<T, R, 1, G>(C + m, ldc, A, B + m, ldb, K, to);
+    for (; m < M; ++m) gemm_tile<T, R, 1, G>(C + m, ldc, A, B + m, ldb, K, to, f.at(m));
 }
 
 // C[N,M] += A[N,K] · B[K,M] (or = with gemm_to::set), C's rows ldc apart and B's ldb apart (columns contiguous), A any
@@ -289,7 +326,7 @@ void gemm_rows(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_
 // seed's head, 8 floats) and A(r, k) of both at A.data + r·A.row + k·A.col, the pair (A_0, A_1).
 template <std::size_t G = 1, std::floating_point T>
 void gemm(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_t ldb, std::size_t N, std::size_t K,
-          std::size_t M, gemm_to to = gemm_to::add) {
+          std::size_t M, gemm_to to = gemm_to::add, factors<T> f = {}) {
 #if defined(__AVX512F__)
   constexpr int R = 8;
 #else
@@ -297,9 +334,9 @@ void gemm(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_t ldb
 #endif
   auto rows = [&](std::size_t n) { return strided<const T>{A.data + n * A.row, A.row, A.col}; };
   std::size_t n = 0;
-  for (; n + R <= N; n += R) gemm_rows<R, G>(C + n * ldc, ldc, rows(n), B, ldb, K, M, to);
-  for (; n + 4 <= N; n += 4) gemm_rows<4, G>(C + n * ldc, ldc, rows(n), B, ldb, K, M, to);
-  for (; n < N; ++n) gemm_rows<1, G>(C + n * ldc, ldc, rows(n), B, ldb, K, M, to);
+  for (; n + R <= N; n += R) gemm_rows<R, G>(C + n * ldc, ldc, rows(n), B, ldb, K, M, to, f.at(n * ldc));
+  for (; n + 4 <= N; n += 4) gemm_rows<4, G>(C + n * ldc, ldc, rows(n), B, ldb, K, M, to, f.at(n * ldc));
+  for (; n < N; ++n) gemm_rows<1, G>(C + n * ldc, ldc, rows(n), B, ldb, K, M, to, f.at(n * ldc));
 }
 // C[N,M] += A[N,K] · B[K,M], all three row-major and dense
 template <std::floating_point T>
@@ -366,20 +403,8 @@ void gemm_product(T* S, std::size_t ld, T* part, std::size_t part_stride, stride
   if (m == 1 && !part) return gemm(S, ld, A, B, ldb, N, K, M, gemm_to::set);
   if (K == 8) return product_short<8>(S, ld, part, part_stride, A, B, ldb, N, M, m);  // the seed's heads
   if (K == 16) return product_short<16>(S, ld, part, part_stride, A, B, ldb, N, M, m);
-  // longer heads: a gemm per factor (enough work per k that the extra pass over S costs little)
-  const std::size_t Km = K / m;
-  for (std::size_t f = 0; f < m; ++f)
-    gemm(part ? part + f * part_stride : S, ld, strided<const T>{A.data + f * Km * A.col, A.row, A.col}, B + f * Km * ldb,
-         ldb, N, Km, M, part || f == 0 ? gemm_to::set : gemm_to::multiply);
-  if (part)
-    for (std::size_t n = 0; n < N; ++n) {
-      T* x = S + n * ld;
-      const T* s = part + n * ld;
-      if (m == 1) std::copy(s, s + M, x);
-      else for (std::size_t c = 0; c < M; ++c) x[c] = s[c] * s[part_stride + c];
-      for (std::size_t f = 2; f < m; ++f)
-        for (std::size_t c = 0; c < M; ++c) x[c] *= s[f * part_stride + c];
-    }
+  // longer heads: the factors' sums meet in registers, in gemm's tiles
+  gemm(S, ld, A, B, ldb, N, K, M, gemm_to::product, factors<T>{m, part, part_stride});
 }
 
 // The lane sums of eight float vectors as one vector: r[j] = Σ lanes of v[j], each added in
