@@ -317,9 +317,10 @@ void gemm_rows(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_
     for (; m < M; ++m) gemm_tile<T, R, 1, G>(C + m, ldc, A, B + m, ldb, K, to, f.at(m));
 }
 
-// C[N,M] += A[N,K] · B[K,M] (or = with gemm_to::set; gemm_to::product: see gemm_product), C's rows ldc
-// apart and B's ldb apart (columns contiguous), A any strided matrix. Tiles of 8 rows where there are 32 vector registers (AVX-512: 16 accumulators,
-// enough independent multiply-adds to fill both FMA pipes), else 4; then 4, then 1 for the last.
+// C[N,M] += A[N,K] · B[K,M] (or = with gemm_to::set; gemm_to::product: see gemm_product), C's rows
+// ldc apart and B's ldb apart (columns contiguous), A any strided matrix. Tiles of 8 rows where
+// there are 32 vector registers (AVX-512: 16 accumulators, enough independent multiply-adds to
+// fill both FMA pipes), else 4; then 4, then 1 for the last.
 // Every matmul, forward and backward, and every product in attention runs through here; each C
 // element sums over k in order, whatever tile computes it. gemm<2> is two products side by side,
 // C_f += A_f · B_f for the columns' halves f = 0, 1, where C's rows are one 32-byte vector (the
@@ -348,10 +349,10 @@ void gemm_accumulate(T* C, const T* A, const T* B, std::size_t N, std::size_t K,
 // compile time: B's K rows stay in registers while the N rows of A stream past, each row's factors
 // summed and multiplied there (a factor is complete every K/m steps).
 template <class V, std::size_t K, int J, std::floating_point T>
-void product_columns(T* S, std::size_t ld, factors<T> f, strided<const T> A, const T* B, std::size_t ldb,
-                     std::size_t N) {
+void product_columns(T* S, std::size_t ld, T* part, std::size_t part_stride, strided<const T> A, const T* B,
+                     std::size_t ldb, std::size_t N, std::size_t m) {
   constexpr std::size_t L = sizeof(V) / sizeof(T);
-  const std::size_t Km = K / f.m;
+  const std::size_t Km = K / m;
   V b[K][J];
 #pragma GCC unroll 16
   for (std::size_t k = 0; k < K; ++k)
@@ -367,7 +368,7 @@ void product_columns(T* S, std::size_t ld, factors<T> f, strided<const T> A, con
       if ((k + 1) % Km == 0) {  // factor f = k / Km is complete
 #pragma GCC unroll 4
         for (int j = 0; j < J; ++j) {
-          if (f.part) std::memcpy(f.part + k / Km * f.stride + n * ld + j * L, &s[j], sizeof(V));
+          if (part) std::memcpy(part + k / Km * part_stride + n * ld + j * L, &s[j], sizeof(V));
           p[j] = k + 1 == Km ? s[j] : p[j] * s[j];
           s[j] = V{};
         }
@@ -378,19 +379,20 @@ void product_columns(T* S, std::size_t ld, factors<T> f, strided<const T> A, con
   }
 }
 template <std::size_t K, std::floating_point T>
-void product_short(T* S, std::size_t ld, factors<T> f, strided<const T> A, const T* B, std::size_t ldb, std::size_t N,
-                   std::size_t M) {
+void product_short(T* S, std::size_t ld, T* part, std::size_t ps, strided<const T> A, const T* B, std::size_t ldb,
+                   std::size_t N, std::size_t M, std::size_t m) {
   using W = typename wide_simd<T>::type;
   using V = typename simd<T>::type;
   using H [[gnu::vector_size(16)]] = T;
   constexpr int J = K < 16 ? 16 / K : 1;  // B's K·J vectors and the 2J sums: about 20 registers
   constexpr std::size_t LW = sizeof(W) / sizeof(T), LV = sizeof(V) / sizeof(T), LH = sizeof(H) / sizeof(T);
+  auto at = [&](std::size_t c) { return part ? part + c : nullptr; };
   std::size_t c = 0;  // across as gemm_rows goes
-  for (; c + J * LW <= M; c += J * LW) product_columns<W, K, J>(S + c, ld, f.at(c), A, B + c, ldb, N);
-  for (; c + LW <= M; c += LW) product_columns<W, K, 1>(S + c, ld, f.at(c), A, B + c, ldb, N);
-  for (; c + LV <= M; c += LV) product_columns<V, K, 1>(S + c, ld, f.at(c), A, B + c, ldb, N);
-  for (; c + LH <= M; c += LH) product_columns<H, K, 1>(S + c, ld, f.at(c), A, B + c, ldb, N);
-  for (; c < M; ++c) product_columns<T, K, 1>(S + c, ld, f.at(c), A, B + c, ldb, N);
+  for (; c + J * LW <= M; c += J * LW) product_columns<W, K, J>(S + c, ld, at(c), ps, A, B + c, ldb, N, m);
+  for (; c + LW <= M; c += LW) product_columns<W, K, 1>(S + c, ld, at(c), ps, A, B + c, ldb, N, m);
+  for (; c + LV <= M; c += LV) product_columns<V, K, 1>(S + c, ld, at(c), ps, A, B + c, ldb, N, m);
+  for (; c + LH <= M; c += LH) product_columns<H, K, 1>(S + c, ld, at(c), ps, A, B + c, ldb, N, m);
+  for (; c < M; ++c) product_columns<T, K, 1>(S + c, ld, at(c), ps, A, B + c, ldb, N, m);
 }
 // S[N,M] = Π_{f < m} A_f · B_f, where A_f is A's columns and B_f B's rows [f·K/m, (f+1)·K/m):
 // the product-kernel score of attention (m = 1: a plain product). S's rows are ld apart; unless
@@ -399,11 +401,11 @@ void product_short(T* S, std::size_t ld, factors<T> f, strided<const T> A, const
 template <std::floating_point T>
 void gemm_product(T* S, std::size_t ld, T* part, std::size_t part_stride, strided<const T> A, const T* B,
                   std::size_t ldb, std::size_t N, std::size_t K, std::size_t M, std::size_t m) {
-  const factors<T> f{m, part, part_stride};
   if (m == 1 && !part) return gemm(S, ld, A, B, ldb, N, K, M, gemm_to::set);
-  if (K == 8) return product_short<8>(S, ld, f, A, B, ldb, N, M);  // the seed's heads
-  if (K == 16) return product_short<16>(S, ld, f, A, B, ldb, N, M);
-  gemm(S, ld, A, B, ldb, N, K, M, gemm_to::product, f);  // longer heads: gemm's tiles
+  if (K == 8) return product_short<8>(S, ld, part, part_stride, A, B, ldb, N, M, m);  // the seed's heads
+  if (K == 16) return product_short<16>(S, ld, part, part_stride, A, B, ldb, N, M, m);
+  // longer heads: the factors' sums meet in registers, in gemm's tiles
+  gemm(S, ld, A, B, ldb, N, K, M, gemm_to::product, factors<T>{m, part, part_stride});
 }
 
 // The lane sums of eight float vectors as one vector: r[j] = Σ lanes of v[j], each added in
