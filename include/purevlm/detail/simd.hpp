@@ -161,14 +161,14 @@ strided<T> transposed(strided<T> a) { return {a.data, a.col, a.row}; }
 
 // What gemm does with its product: adds it to C or writes it over C; or (gemm_product's kernel)
 // writes over C the product of m factors, the sums over k's m equal runs, keeping each factor's
-// sums at part + f·stride (rows ldc apart) unless part is null.
+// sums at part + f·stride (rows ldc apart, as C's) unless part is null. The kernels pass these by
+// reference and a tile's offset from C beside them (a struct by value per tile cost small products 5%).
 enum class gemm_to { add, set, product };
 template <class T>
 struct factors {
   std::size_t m = 1;
   T* part = nullptr;
   std::size_t stride = 0;
-  factors at(std::size_t offset) const { return {m, part ? part + offset : nullptr, stride}; }  // C + offset's
 };
 
 // An operand of many multiply-adds, held in a register: GCC otherwise turns each use of a value
@@ -251,7 +251,7 @@ inline void tile_sums(V (&s)[R][J], strided<const T> A, const T* B, std::size_t 
 // GCC keeps the product's overflow on the stack, touched once per factor, outside the k loop.
 template <class V, int R, int J, std::size_t G, std::floating_point T>
 inline void gemm_tile(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_t ldb, std::size_t K,
-                      gemm_to to, factors<T> f) {
+                      gemm_to to, const factors<T>& f, std::size_t at) {
   constexpr std::size_t L = sizeof(V) / sizeof(T);
   V s[R][J];
   if (G == 1 && to == gemm_to::product) {
@@ -267,7 +267,7 @@ inline void gemm_tile(T* C, std::size_t ldc, strided<const T> A, const T* B, std
       for (int r = 0; r < R; ++r)
 #pragma GCC unroll 2
         for (int j = 0; j < J; ++j) {
-          if (f.part) std::memcpy(f.part + i * f.stride + r * ldc + j * L, &s[r][j], sizeof(V));
+          if (f.part) std::memcpy(f.part + at + i * f.stride + r * ldc + j * L, &s[r][j], sizeof(V));
           p[r][j] = i == 0 ? s[r][j] : p[r][j] * s[r][j];
         }
     }
@@ -303,18 +303,18 @@ inline void gemm_tile(T* C, std::size_t ldc, strided<const T> A, const T* B, std
 // written as one loop over a generic lambda cost the small products 5-14%: GCC then inlined less.)
 template <int R, std::size_t G, std::floating_point T>
 void gemm_rows(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_t ldb, std::size_t K, std::size_t M,
-               gemm_to to, factors<T> f) {
+               gemm_to to, const factors<T>& f, std::size_t at) {
   using W = typename wide_simd<T>::type;
   using V = typename simd<T>::type;
   using N [[gnu::vector_size(16)]] = T;
   constexpr std::size_t LW = sizeof(W) / sizeof(T), LV = sizeof(V) / sizeof(T), LN = sizeof(N) / sizeof(T);
   std::size_t m = 0;
-  for (; m + 2 * LW <= M; m += 2 * LW) gemm_tile<W, R, 2, G>(C + m, ldc, A, B + m, ldb, K, to, f.at(m));
-  for (; m + LW <= M; m += LW) gemm_tile<W, R, 1, G>(C + m, ldc, A, B + m, ldb, K, to, f.at(m));
-  for (; m + LV <= M; m += LV) gemm_tile<V, R, 1, G>(C + m, ldc, A, B + m, ldb, K, to, f.at(m));
-  for (; m + LN <= M; m += LN) gemm_tile<N, R, 1, G>(C + m, ldc, A, B + m, ldb, K, to, f.at(m));
+  for (; m + 2 * LW <= M; m += 2 * LW) gemm_tile<W, R, 2, G>(C + m, ldc, A, B + m, ldb, K, to, f, at + m);
+  for (; m + LW <= M; m += LW) gemm_tile<W, R, 1, G>(C + m, ldc, A, B + m, ldb, K, to, f, at + m);
+  for (; m + LV <= M; m += LV) gemm_tile<V, R, 1, G>(C + m, ldc, A, B + m, ldb, K, to, f, at + m);
+  for (; m + LN <= M; m += LN) gemm_tile<N, R, 1, G>(C + m, ldc, A, B + m, ldb, K, to, f, at + m);
   if constexpr (G == 1)
-    for (; m < M; ++m) gemm_tile<T, R, 1, G>(C + m, ldc, A, B + m, ldb, K, to, f.at(m));
+    for (; m < M; ++m) gemm_tile<T, R, 1, G>(C + m, ldc, A, B + m, ldb, K, to, f, at + m);
 }
 
 // C[N,M] += A[N,K] · B[K,M] (or = with gemm_to::set; gemm_to::product: see gemm_product), C's rows
@@ -327,7 +327,7 @@ void gemm_rows(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_
 // seed's head, 8 floats) and A(r, k) of both at A.data + r·A.row + k·A.col, the pair (A_0, A_1).
 template <std::size_t G = 1, std::floating_point T>
 void gemm(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_t ldb, std::size_t N, std::size_t K,
-          std::size_t M, gemm_to to = gemm_to::add, factors<T> f = {}) {
+          std::size_t M, gemm_to to = gemm_to::add, const factors<T>& f = {}) {
 #if defined(__AVX512F__)
   constexpr int R = 8;
 #else
@@ -335,9 +335,9 @@ void gemm(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_t ldb
 #endif
   auto rows = [&](std::size_t n) { return strided<const T>{A.data + n * A.row, A.row, A.col}; };
   std::size_t n = 0;
-  for (; n + R <= N; n += R) gemm_rows<R, G>(C + n * ldc, ldc, rows(n), B, ldb, K, M, to, f.at(n * ldc));
-  for (; n + 4 <= N; n += 4) gemm_rows<4, G>(C + n * ldc, ldc, rows(n), B, ldb, K, M, to, f.at(n * ldc));
-  for (; n < N; ++n) gemm_rows<1, G>(C + n * ldc, ldc, rows(n), B, ldb, K, M, to, f.at(n * ldc));
+  for (; n + R <= N; n += R) gemm_rows<R, G>(C + n * ldc, ldc, rows(n), B, ldb, K, M, to, f, n * ldc);
+  for (; n + 4 <= N; n += 4) gemm_rows<4, G>(C + n * ldc, ldc, rows(n), B, ldb, K, M, to, f, n * ldc);
+  for (; n < N; ++n) gemm_rows<1, G>(C + n * ldc, ldc, rows(n), B, ldb, K, M, to, f, n * ldc);
 }
 // C[N,M] += A[N,K] · B[K,M], all three row-major and dense
 template <std::floating_point T>
