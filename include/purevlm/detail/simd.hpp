@@ -159,10 +159,10 @@ struct strided {
 template <class T>
 strided<T> transposed(strided<T> a) { return {a.data, a.col, a.row}; }
 
-// What gemm does with its product: adds it to C or writes it over C; or (gemm_product's kernel)
-// writes over C the product of m factors, the sums over k's m equal runs, keeping each factor's
-// sums at part + f·stride (rows ldc apart, as C's) unless part is null. The kernels pass these by
-// reference and a tile's offset from C beside them (a struct by value per tile cost small products 5%).
+// What gemm does with its product: adds it to C or writes it over C; or (gemm_product's kernel,
+// gemm<1> only) writes over C the product of m factors, the sums over k's m equal runs, keeping
+// each factor's sums at part + f·stride (rows ldc apart, as C's) unless part is null. The kernels
+// pass these by reference, a tile's offset from C beside them (by value per tile cost 5%).
 enum class gemm_to { add, set, product };
 template <class T>
 struct factors {
