@@ -106,44 +106,6 @@ TEST_CASE("gemm: add and set into C, plain and transposed A, across every tile e
           }
 }
 
-TEST_CASE("gemm<2>: two products side by side, each half of C's columns with its own half of A's pairs") {
-  // C(n, c) += Σ_k A(n, k)[f] · B(k, c), f = 0 for the first half of the columns, 1 for the second:
-  // the tensor score's dQ_0, dQ_1 at once; C's rows are one 32-byte vector (8 floats, 4 doubles)
-  rng g(6);
-  auto run = [&]<class F>(F) {
-    const std::size_t M = 32 / sizeof(F);
-    for (std::size_t N : {1, 5, 8, 13})
-      for (std::size_t K : {1, 7, 64})
-        for (bool transposed_a : {false, true}) {
-          const std::size_t ldc = M + 3, ldb = M + 2;  // rows wider than the matrices
-          std::vector<F> A(2 * N * K), B(K * ldb), C(N * ldc);
-          for (auto* v : {&A, &B, &C})
-            for (F& e : *v) e = F(g.normal());
-          const std::vector<F> C0 = C;
-          // the pair A(n, k) at 2(n·K + k), or stored transposed at 2(k·N + n)
-          const auto a = transposed_a ? detail::transposed(detail::strided<const F>{A.data(), 2 * N, 2})
-                                      : detail::strided<const F>{A.data(), 2 * K, 2};
-          detail::gemm<2>(C.data(), ldc, a, B.data(), ldb, N, K, M);
-          double worst = 0;
-          bool spill = false;
-          for (std::size_t n = 0; n < N; ++n) {
-            for (std::size_t c = 0; c < M; ++c) {
-              double want = C0[n * ldc + c];
-              for (std::size_t k = 0; k < K; ++k)
-                want += double(A[2 * (transposed_a ? k * N + n : n * K + k) + c / (M / 2)]) * double(B[k * ldb + c]);
-              worst = std::max(worst, std::abs(C[n * ldc + c] - want));
-            }
-            for (std::size_t c = M; c < ldc; ++c) spill = spill || C[n * ldc + c] != C0[n * ldc + c];
-          }
-          CAPTURE(sizeof(F)); CAPTURE(N); CAPTURE(K); CAPTURE(transposed_a);
-          CHECK(worst < (sizeof(F) == 4 ? 1e-4 : 1e-12));
-          CHECK_FALSE(spill);
-        }
-  };
-  run(0.0f);
-  run(0.0);
-}
-
 TEST_CASE("gemm_product: the product of m factor products, short heads and long, with and without the parts") {
   // S(n, c) = Π_f Σ_{k in [f·K/m, (f+1)·K/m)} A(n, k) · B(k, c), part f = factor f's sums
   rng g(7);

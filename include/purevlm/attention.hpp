@@ -134,6 +134,12 @@ inline constexpr std::size_t attention_tile = 64;  // backward: queries × keys 
 // The row stride of a transposed head: Tk rounded up to whole vectors, plus one vector so that
 // rows are never a multiple of 4 KiB apart (at Tk = 1024 they all fell in one cache set).
 inline std::size_t padded_keys(std::size_t Tk) { return (Tk + 15) / 16 * 16 + 16; }
+// p moved up to the next 64-byte boundary (a cache line): a 64-byte vector read or written across
+// two lines costs two accesses, and heap blocks start 16 bytes past one. The scratch has room.
+template <class T>
+T* cache_aligned(T* p) {
+  return p + (64 - reinterpret_cast<std::uintptr_t>(p) % 64) % 64 / sizeof(T);
+}
 // dst[d, t] = src[t, d] for one head, [Tk, C] → [D, Tp], padding columns zeroed
 template <std::floating_point T>
 void head_transpose(T* dst, const T* src, std::size_t Tk, std::size_t C, std::size_t D) {
@@ -141,11 +147,6 @@ void head_transpose(T* dst, const T* src, std::size_t Tk, std::size_t C, std::si
   transpose(dst, src, Tk, D, C, Tp);
   for (std::size_t d = 0; d < D; ++d) std::fill(dst + d * Tp + Tk, dst + (d + 1) * Tp, T(0));
 }
-// Two factors that share one 32-byte vector (the seed's D = 8 floats, 4 each): their gradients are
-// kept as pairs, so that dQ_0 and dQ_1 (and dK_0, dK_1) come out of one gemm<2>, as wide as the
-// head, instead of two with half-width vectors.
-template <std::floating_point T>
-bool paired_factors(std::size_t D, std::size_t m) { return m == 2 && D * sizeof(T) == 32; }
 // a[0, w) ← softmax weights from a[t] = e^(score_t − max): times inv = 1/Σ for t < n, and 0 from
 // n on (the causal future: zero weight, so its gradients vanish too).
 template <std::floating_point T>
@@ -215,17 +216,135 @@ inline void decode_row(float* out, float* a, std::size_t lda, float* st, std::si
     for (std::size_t u = 0; u < u_n; ++u) std::memcpy(out + c0 + 8 * u, &acc[u], sizeof(V));
   }
 }
+
+// The backward of one head of width 8 in floats (the seed's heads: one 32-byte vector), score
+// factors M = 1 or 2, in one sweep. At this width each of the tiles' products above is a few
+// multiply-adds per element, too few to pay for writing its result and reading it back in the next
+// pass. Keys run across a vector's lanes, in tiles of short_keys keys; inside, the query rows that
+// see a key of the tile, two at a time, and per vector of their keys
+//   s_f = Σ_{d in f} q_d kT_d,  p = e^(scale·Π_f s_f − lse_i),  g = scale·p·(dO·vT − δ_i),
+//   g_f = g·Π_{o≠f} s_o,  dvT_d += p dO_d,  dkT_d += g_f q_d,  dq_d += Σ_lanes g_f kT_d
+// (d in factor f; p = 0 in the lanes of the causal future): p and g_f first for all the pair's
+// keys, then their products (one loop doing both ran 1.2× slower: each vector's products wait on
+// its exponential, and the core ran out of room to start the next ones). kT, vT, dkT, dvT are the
+// tile's, transposed, [8, short_keys] each in acc (64-byte aligned), the gradients added to dk and
+// dv when the tile is done; dq's lanes are summed once per row and tile. Every sum has the plain
+// kernel's terms, in another order.
+inline constexpr std::size_t short_keys = 128;
+template <std::size_t M>
+void short_head_backward(float* dq, float* dk, float* dv, float* acc, const float* dout, const float* q,
+                         const float* k, const float* v, const float* delta, const float* lse, std::size_t Tq,
+                         std::size_t Tk, std::size_t C, float scale) {
+  using W = wide_simd<float>::type;
+  using V = simd<float>::type;
+  using I [[gnu::vector_size(sizeof(W))]] = std::int32_t;
+  constexpr std::size_t D = 8, L = sizeof(W) / sizeof(float), Bk = short_keys, R = 2;
+  I lane = {};
+  for (std::size_t l = 0; l < L; ++l) lane[l] = std::int32_t(l);
+  // the tile's keys, values and their gradients, [D, Bk] (rows a constant stride apart: one address
+  // register per array), then p and g_f of a row pair, [R, M + 1, Bk]
+  constexpr std::size_t Ba = D * Bk;
+  float *kT = acc, *vT = acc + Ba, *dkT = acc + 2 * Ba, *dvT = acc + 3 * Ba, *pg = acc + 4 * Ba;
+  static_assert(4 * Ba + R * (M + 1) * Bk <= 3 * attention_tile * attention_tile, "within the backward's scratch");
+  for (std::size_t j0 = 0; j0 < Tk; j0 += Bk) {
+    const std::size_t c = std::min(Bk, Tk - j0);
+    std::fill(acc, acc + 4 * Ba, 0.0f);
+    transpose(kT, k + j0 * C, c, D, C, Bk);
+    transpose(vT, v + j0 * C, c, D, C, Bk);
+    for (std::size_t i = j0 + Tq > Tk ? j0 + Tq - Tk : 0; i < Tq; i += R) {  // rows i, i + 1
+      std::size_t n[R], row[R];  // the tile's keys each row sees (0: no row, past Tq)
+      const float *qr[R], *dr[R];
+      for (std::size_t r = 0; r < R; ++r) {
+        row[r] = std::min(i + r, Tq - 1);
+        n[r] = i + r < Tq ? std::min(c, Tk - Tq + i + r + 1 - j0) : 0;
+        qr[r] = q + row[r] * C;
+        dr[r] = dout + row[r] * C;
+      }
+      const std::size_t w = std::max(n[0], n[R - 1]);
+      for (std::size_t t = 0; t < w; t += L) {  // first p and g_f of the pair's scores, into pg
+        W kd, s[R][M] = {}, da[R] = {}, x;
+#pragma GCC unroll 8
+        for (std::size_t d = 0; d < D; ++d) {
+          std::memcpy(&kd, kT + d * Bk + t, sizeof(W));
+          std::memcpy(&x, vT + d * Bk + t, sizeof(W));
+          for (std::size_t r = 0; r < R; ++r) {
+            s[r][d * M / D] += qr[r][d] * kd;
+            da[r] += dr[r][d] * x;
+          }
+        }
+        W e[R];
+        for (std::size_t r = 0; r < R; ++r) e[r] = (M == 1 ? s[r][0] : s[r][0] * s[r][M - 1]) * scale - lse[row[r]];
+        exp_in_place(e);
+        for (std::size_t r = 0; r < R; ++r) {
+          const W p = lane < std::int32_t(n[r]) - std::int32_t(t) ? e[r] : W{}, g = scale * (p * (da[r] - delta[row[r]]));
+          W gf[M];
+          if constexpr (M == 1) gf[0] = g;
+          else gf[0] = g * s[r][1], gf[1] = g * s[r][0];
+          std::memcpy(pg + r * (M + 1) * Bk + t, &p, sizeof p);
+          for (std::size_t f = 0; f < M; ++f) std::memcpy(pg + (r * (M + 1) + f + 1) * Bk + t, &gf[f], sizeof p);
+        }
+      }
+      W dqs[R][D] = {};
+      for (std::size_t t = 0; t < w; t += L) {  // then their products
+        W kd, p[R], gf[R][M], x;
+        for (std::size_t r = 0; r < R; ++r) {
+          std::memcpy(&p[r], pg + r * (M + 1) * Bk + t, sizeof(W));
+          for (std::size_t f = 0; f < M; ++f) std::memcpy(&gf[r][f], pg + (r * (M + 1) + f + 1) * Bk + t, sizeof(W));
+        }
+#pragma GCC unroll 8
+        for (std::size_t d = 0; d < D; ++d) {
+          float *a = dkT + d * Bk + t, *b = dvT + d * Bk + t;
+          std::memcpy(&kd, kT + d * Bk + t, sizeof(W));
+          std::memcpy(&x, a, sizeof x);
+          for (std::size_t r = 0; r < R; ++r) x += gf[r][d * M / D] * qr[r][d];
+          std::memcpy(a, &x, sizeof x);
+          std::memcpy(&x, b, sizeof x);
+          for (std::size_t r = 0; r < R; ++r) x += p[r] * dr[r][d];
+          std::memcpy(b, &x, sizeof x);
+          for (std::size_t r = 0; r < R; ++r) dqs[r][d] += gf[r][d * M / D] * kd;
+        }
+      }
+      for (std::size_t r = 0; r < R && i + r < Tq; ++r) {
+        V h[D], sums, o;  // dq_d of row i + r += the lane sums of dqs[r][d]
+        for (std::size_t d = 0; d < D; ++d)
+          if constexpr (L == 16)
+            h[d] = __builtin_shufflevector(dqs[r][d], dqs[r][d], 0, 1, 2, 3, 4, 5, 6, 7) +
+                   __builtin_shufflevector(dqs[r][d], dqs[r][d], 8, 9, 10, 11, 12, 13, 14, 15);
+          else
+            h[d] = dqs[r][d];
+        lane_sums(sums, h);
+        std::memcpy(&o, dq + (i + r) * C, sizeof o);
+        o += sums;
+        std::memcpy(dq + (i + r) * C, &o, sizeof o);
+      }
+    }
+    for (float* g : {dk, dv}) {  // dk (dv) rows j0.. += dkT (dvT) transposed, eight keys at a time
+      const float* src = g == dk ? dkT : dvT;
+      std::size_t t = 0;
+      for (V v[D], o; t + 8 <= c; t += 8) {
+        for (std::size_t d = 0; d < D; ++d) std::memcpy(&v[d], src + d * Bk + t, sizeof(V));
+        transpose8x8(v);
+        for (std::size_t j = 0; j < 8; ++j) {
+          std::memcpy(&o, g + (j0 + t + j) * C, sizeof o);
+          o += v[j];
+          std::memcpy(g + (j0 + t + j) * C, &o, sizeof o);
+        }
+      }
+      for (; t < c; ++t)
+        for (std::size_t d = 0; d < D; ++d) g[(j0 + t) * C + d] += src[d * Bk + t];
+    }
+  }
+}
 }  // namespace detail
 
 // What the forward saves for the backward: each row's softmax max and 1/sum, stats[H, Tq, 2].
 inline std::size_t attention_saved_size(std::size_t Tq, std::size_t H) { return 2 * H * Tq; }
 // Scratch per call: K and V of one head transposed to [D, Tp] (Tp = detail::padded_keys(Tk)),
 // and the larger of the forward's score block [8, Tp] and the backward's m + 2 tiles and two
-// numbers per query row; for two factors, also a tile of gradient pairs (detail::paired_factors).
+// numbers per query row; 16 more to start on a cache line (detail::cache_aligned).
 inline std::size_t attention_scratch_size(std::size_t Tk, std::size_t D, std::size_t m) {
   const std::size_t Tp = detail::padded_keys(Tk), tile = detail::attention_tile;
-  const std::size_t pairs = m == 2 ? 2 * tile * tile : 0;
-  return 2 * D * Tp + std::max(detail::attention_rows * Tp, (m + 2) * tile * tile + 2 * Tk + pairs);
+  return 16 + 2 * D * Tp + std::max(detail::attention_rows * Tp, (m + 2) * tile * tile + 2 * Tk);
 }
 
 // out[Tq,C] = softmax(causal scores) · v per head; saves stats (see attention_saved_size).
@@ -235,7 +354,7 @@ void attention_forward(std::span<T> out, std::span<T> saved, std::span<T> scratc
                        std::size_t H, attention_score score) {
   const std::size_t D = C / H, m = score.factors, Tp = detail::padded_keys(Tk), R = detail::attention_rows;
   const T scale = T(score.scale);
-  T *stats = saved.data(), *kT = scratch.data(), *S = kT + D * Tp;
+  T *stats = saved.data(), *kT = detail::cache_aligned(scratch.data()), *S = kT + D * Tp;
   // Fewer rows than a block (decoding): each row's scores are the keys times the query, read in
   // place (a column of products, K_f · q_f), so the keys need no transpose.
   const bool row_by_row = Tq < R;
@@ -284,17 +403,22 @@ void attention_backward(std::span<T> dq, std::span<T> dk, std::span<T> dv, std::
   const std::size_t D = C / H, m = score.factors, Dm = D / m, Tp = detail::padded_keys(Tk), B = detail::attention_tile;
   const T scale = T(score.scale);
   const T* stats = saved.data();
-  T *kT = scratch.data(), *vT = kT + D * Tp, *P = vT + D * Tp, *dA = P + B * B, *part = dA + B * B,
+  T *kT = detail::cache_aligned(scratch.data()), *vT = kT + D * Tp, *P = vT + D * Tp, *dA = P + B * B, *part = dA + B * B,
     *delta = part + m * B * B, *lse = delta + Tq;  // per row: Σ_u a_u da_u = dout_i · out_i, and max + log Σ
-  const bool paired = detail::paired_factors<T>(D, m);  // gradients as pairs (g_0, g_1), side by side
-  T* pairs = lse + Tq;
   for (std::size_t h = 0; h < H; ++h) {
-    detail::head_transpose(kT, &k[h * D], Tk, C, D);
-    detail::head_transpose(vT, &v[h * D], Tk, C, D);
     for (std::size_t i = 0; i < Tq; ++i) {
       delta[i] = detail::dot_product(&dout[i * C + h * D], &out[i * C + h * D], D);
       lse[i] = stats[2 * (h * Tq + i)] - std::log(stats[2 * (h * Tq + i) + 1]);
     }
+    if constexpr (std::is_same_v<T, float>)
+      if (D == 8 && m <= 2) {  // the seed's heads: one pass
+        (m == 1 ? detail::short_head_backward<1> : detail::short_head_backward<2>)(
+            &dq[h * D], &dk[h * D], &dv[h * D], P, &dout[h * D], &q[h * D], &k[h * D], &v[h * D], delta, lse, Tq, Tk,
+            C, scale);
+        continue;
+      }
+    detail::head_transpose(kT, &k[h * D], Tk, C, D);
+    detail::head_transpose(vT, &v[h * D], Tk, C, D);
     for (std::size_t j0 = 0; j0 < Tk; j0 += B) {
       const std::size_t c = std::min(B, Tk - j0);
       // the first query block whose last row sees key j0
@@ -328,16 +452,7 @@ void attention_backward(std::span<T> dq, std::span<T> dk, std::span<T> dv, std::
           // g = ∂L/∂score · scale = scale · P (dA − Σ_u P_u dA_u); then g_f = g · Π_{o≠f} s_o
           const T *p = P + i * B, d = delta[i0 + i];
           T* g = dA + i * B;  // m = 1: g_0 is g, in place of dA
-          if (paired) {  // g_0 = g · s_1, g_1 = g · s_0, side by side
-            const T *s0 = part + i * B, *s1 = s0 + B * B;
-            T* gp = pairs + 2 * i * B;
-            for (std::size_t t = 0; t < n; ++t) {
-              const T gt = scale * (p[t] * (g[t] - d));
-              gp[2 * t] = gt * s1[t];
-              gp[2 * t + 1] = gt * s0[t];
-            }
-            std::fill(gp + 2 * n, gp + 2 * c, T(0));
-          } else if (m == 2) {  // in place of s_0 and s_1: g_0 = g · s_1, g_1 = g · s_0
+          if (m == 2) {  // in place of s_0 and s_1: g_0 = g · s_1, g_1 = g · s_0
             T *s0 = part + i * B, *s1 = s0 + B * B;
             for (std::size_t t = 0; t < n; ++t) {
               const T gt = scale * (p[t] * (g[t] - d)), a0 = s0[t];
@@ -361,16 +476,13 @@ void attention_backward(std::span<T> dq, std::span<T> dk, std::span<T> dv, std::
           }
           // the causal future: weight 0 and gradient 0
           std::fill(P + i * B + n, P + i * B + c, T(0));
-          for (std::size_t f = 0; f < m && !paired; ++f) {  // (the pairs have theirs above)
+          for (std::size_t f = 0; f < m; ++f) {
             T* gf = m == 1 ? g : part + f * B * B + i * B;
             std::fill(gf + n, gf + c, T(0));
           }
         }
         auto G_f = [&](std::size_t f) -> const T* { return m == 1 ? dA : part + f * B * B; };
         row_groups([&](std::size_t i, std::size_t n, std::size_t w) {
-          if (paired)  // (dQ_0 dQ_1) += (G_0·K_0  G_1·K_1)
-            return gemm<2>(&dq[(i0 + i) * C + h * D], C, strided<const T>{pairs + 2 * i * B, 2 * B, 2}, &k[j0 * C + h * D],
-                           C, n, w, D);
           for (std::size_t f = 0; f < m; ++f)  // dQ_f += G_f·K_f
             gemm(&dq[(i0 + i) * C + h * D + f * Dm], C, strided<const T>{G_f(f) + i * B, B}, &k[j0 * C + h * D + f * Dm],
                  C, n, w, Dm);
@@ -379,9 +491,6 @@ void attention_backward(std::span<T> dq, std::span<T> dk, std::span<T> dv, std::
           if (i >= r) return;
           gemm(&dv[(j0 + t) * C + h * D], C, transposed(strided<const T>{P + i * B + t, B}), dOi + i * C, C, n, r - i,
                D);  // dV += Pᵀ·dO
-          if (paired)  // (dK_0 dK_1) += (G_0ᵀ·Q_0  G_1ᵀ·Q_1)
-            return gemm<2>(&dk[(j0 + t) * C + h * D], C, transposed(strided<const T>{pairs + 2 * (i * B + t), 2 * B, 2}),
-                           Qi + i * C, C, n, r - i, D);
           for (std::size_t f = 0; f < m; ++f)  // dK_f += G_fᵀ·Q_f
             gemm(&dk[(j0 + t) * C + h * D + f * Dm], C, transposed(strided<const T>{G_f(f) + i * B + t, B}),
                  Qi + i * C + f * Dm, C, n, r - i, Dm);

@@ -56,23 +56,38 @@ struct simd {
 // bits. Relative error ~1 ulp on [-87, 88], where e^x is a normal float; below -87 it gives 0
 // (the true value is denormal or less), above 88 it saturates at e^88.
 // (In place, by reference: a 32-byte vector passed by value changes the ABI without AVX.)
-// V is a vector of floats of any width (8 or 16 lanes); each lane is computed alone.
-template <class V>
-inline void exp_in_place(V& x) {
+// V is a vector of floats of any width (8 or 16 lanes); each lane is computed alone. For N vectors
+// at once, each step is taken for all N before the next: their chains of about 15 dependent steps
+// then run side by side, not one after the other.
+template <class V, std::size_t N>
+inline void exp_in_place(V (&x)[N]) {
   using I [[gnu::vector_size(sizeof(V))]] = std::int32_t;
   const V lo = V{} - 87.0f, hi = V{} + 88.0f, zero = {};
-  const V xc = x < lo ? lo : (x > hi ? hi : x);
   const float shift = 12582912.0f;  // 1.5·2²³: adding it rounds to an integer in the low mantissa bits
-  const V t = xc * 1.44269504088896341f + shift, n = t - shift;
-  const V r = (xc - n * 0.693359375f) - n * -2.12194440054690583e-4f;
-  V p = zero + 1.0f / 5040;
-  for (float c : {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f}) p = p * r + c;
-  I bits;
-  std::memcpy(&bits, &t, sizeof bits);
-  bits = (bits - 0x4B400000 + 127) << 23;  // 0x4B400000 is `shift`'s bit pattern: bits − it = n
-  V two_n;
-  std::memcpy(&two_n, &bits, sizeof two_n);
-  x = x < lo ? zero : p * two_n;
+  V t[N], r[N], p[N];
+  for (std::size_t j = 0; j < N; ++j) {
+    const V xc = x[j] < lo ? lo : (x[j] > hi ? hi : x[j]);
+    t[j] = xc * 1.44269504088896341f + shift;
+    const V n = t[j] - shift;
+    r[j] = (xc - n * 0.693359375f) - n * -2.12194440054690583e-4f;
+    p[j] = zero + 1.0f / 5040;
+  }
+  for (float c : {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f})
+    for (std::size_t j = 0; j < N; ++j) p[j] = p[j] * r[j] + c;
+  for (std::size_t j = 0; j < N; ++j) {
+    I bits;
+    std::memcpy(&bits, &t[j], sizeof bits);
+    bits = (bits - 0x4B400000 + 127) << 23;  // 0x4B400000 is `shift`'s bit pattern: bits − it = n
+    V two_n;
+    std::memcpy(&two_n, &bits, sizeof two_n);
+    x[j] = x[j] < lo ? zero : p[j] * two_n;
+  }
+}
+template <class V>
+inline void exp_in_place(V& x) {
+  V a[1] = {x};
+  exp_in_place(a);
+  x = a[0];
 }
 
 // max of a[0..n), n ≥ 1, branch-free in eight lanes (vmaxps): std::max_element's data-dependent
@@ -159,10 +174,10 @@ struct strided {
 template <class T>
 strided<T> transposed(strided<T> a) { return {a.data, a.col, a.row}; }
 
-// What gemm does with its product: adds it to C or writes it over C; or (gemm_product's kernel,
-// gemm<1> only) writes over C the product of m factors, the sums over k's m equal runs, keeping
-// each factor's sums at part + f·stride (rows ldc apart, as C's) unless part is null. The kernels
-// pass these by reference, a tile's offset from C beside them (by value per tile cost 5%).
+// What gemm does with its product: adds it to C or writes it over C; or (gemm_product's kernel)
+// writes over C the product of m factors, the sums over k's m equal runs, keeping each factor's
+// sums at part + f·stride (rows ldc apart, as C's) unless part is null. The kernels pass these by
+// reference, a tile's offset from C beside them (by value per tile cost 5%).
 enum class gemm_to { add, set, product };
 template <class T>
 struct factors {
@@ -185,38 +200,8 @@ inline void in_register(V& v) {
 #endif
 }
 
-// v ← the G values at a repeated across v's lanes: for G = 2, the tensor score's two factor
-// gradients at once (a0 a1 a0 a1 …). (By reference, as exp_in_place.)
-template <std::size_t G, class V, std::floating_point T>
-inline void repeat(V& v, const T* a) {
-  if constexpr (G * sizeof(T) == 8) {  // two floats: one 64-bit broadcast
-    using U [[gnu::vector_size(sizeof(V))]] = std::uint64_t;
-    std::uint64_t pair;
-    std::memcpy(&pair, a, sizeof pair);
-    const U x = U{} + pair;
-    std::memcpy(&v, &x, sizeof v);
-  } else {
-    using P [[gnu::vector_size(G * sizeof(T))]] = T;
-    P p;
-    std::memcpy(&p, a, sizeof p);
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-      v = V(__builtin_shufflevector(p, p, (I % G)...));
-    }(std::make_index_sequence<sizeof(V) / sizeof(T)>{});
-  }
-}
-
-// v's two halves interleaved, lane 2j + f ← lane f·L/2 + j (back: the inverse): a row of two
-// factors' columns put in the order of the pairs that repeat<2> makes, and back.
-template <bool back, class V>
-inline void interleave_halves(V& v) {
-  constexpr std::size_t L = sizeof(V) / sizeof(v[0]), H = L / 2;
-  [&]<std::size_t... I>(std::index_sequence<I...>) {
-    v = __builtin_shufflevector(v, v, (back ? 2 * (I % H) + I / H : I % 2 * H + I / 2)...);
-  }(std::make_index_sequence<L>{});
-}
-
 // s += the columns [k0, k1) of A times those rows of B, for an R×J tile (see gemm_tile).
-template <class V, int R, int J, std::size_t G, std::floating_point T>
+template <class V, int R, int J, std::floating_point T>
 inline void tile_sums(V (&s)[R][J], strided<const T> A, const T* B, std::size_t ldb, std::size_t k0, std::size_t k1) {
   constexpr std::size_t L = sizeof(V) / sizeof(T);
   V b[J];  // memcpy: unaligned loads and stores, no aliasing questions
@@ -224,37 +209,27 @@ inline void tile_sums(V (&s)[R][J], strided<const T> A, const T* B, std::size_t 
 #pragma GCC unroll 2
     for (int j = 0; j < J; ++j) {
       std::memcpy(&b[j], B + k * ldb + j * L, sizeof(V));
-      if constexpr (G == 2) interleave_halves<false>(b[j]);
       if constexpr (R > 1 && R < 8 && sizeof(V) > sizeof(T)) in_register(b[j]);  // (where GCC folds)
     }
     const T* a = A.data + k * A.col;
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) {
-      if constexpr (G == 1) {
+    for (int r = 0; r < R; ++r)
 #pragma GCC unroll 2
-        for (int j = 0; j < J; ++j) s[r][j] += a[r * A.row] * b[j];
-      } else {
-        V x;
-        repeat<G>(x, a + r * A.row);
-#pragma GCC unroll 2
-        for (int j = 0; j < J; ++j) s[r][j] += x * b[j];
-      }
-    }
+      for (int j = 0; j < J; ++j) s[r][j] += a[r * A.row] * b[j];
   }
 }
 
 // An R×J tile of C (rows ldc apart) — R rows, J vectors V of columns — kept in registers while k
-// runs: each vector of B is loaded once for R multiply-adds and each A(r, k) once for J. With
-// G = 2, A(r, k) is a pair, the first for the vector's first half of columns, the second for its
-// second half; in registers the halves are interleaved to match. A product of factors keeps a
-// second tile, the product so far: with it an 8×2 tile wants 35 of AVX-512's 32 registers, and
-// GCC keeps the product's overflow on the stack, touched once per factor, outside the k loop.
-template <class V, int R, int J, std::size_t G, std::floating_point T>
+// runs: each vector of B is loaded once for R multiply-adds and each A(r, k) once for J. A product
+// of factors keeps a second tile, the product so far: with it an 8×2 tile wants 35 of AVX-512's 32
+// registers, and GCC keeps the product's overflow on the stack, touched once per factor, outside
+// the k loop.
+template <class V, int R, int J, std::floating_point T>
 inline void gemm_tile(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_t ldb, std::size_t K,
                       gemm_to to, const factors<T>& f, std::size_t at) {
   constexpr std::size_t L = sizeof(V) / sizeof(T);
   V s[R][J];
-  if (G == 1 && to == gemm_to::product) {
+  if (to == gemm_to::product) {
     V p[R][J] = {};  // (set by factor 0: zeroed only so that no compiler sees it unset)
     const std::size_t Km = K / f.m;
     for (std::size_t i = 0; i < f.m; ++i) {  // factor i: k in [i·Km, (i + 1)·Km)
@@ -262,7 +237,7 @@ inline void gemm_tile(T* C, std::size_t ldc, strided<const T> A, const T* B, std
       for (int r = 0; r < R; ++r)
 #pragma GCC unroll 2
         for (int j = 0; j < J; ++j) s[r][j] = V{};
-      tile_sums<V, R, J, G>(s, A, B, ldb, i * Km, (i + 1) * Km);
+      tile_sums<V, R, J>(s, A, B, ldb, i * Km, (i + 1) * Km);
 #pragma GCC unroll 8
       for (int r = 0; r < R; ++r)
 #pragma GCC unroll 2
@@ -281,27 +256,20 @@ inline void gemm_tile(T* C, std::size_t ldc, strided<const T> A, const T* B, std
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 2
     for (int j = 0; j < J; ++j)
-      if (to == gemm_to::add) {
-        std::memcpy(&s[r][j], C + r * ldc + j * L, sizeof(V));
-        if constexpr (G == 2) interleave_halves<false>(s[r][j]);
-      } else {
-        s[r][j] = V{};
-      }
-  tile_sums<V, R, J, G>(s, A, B, ldb, 0, K);
+      if (to == gemm_to::add) std::memcpy(&s[r][j], C + r * ldc + j * L, sizeof(V));
+      else s[r][j] = V{};
+  tile_sums<V, R, J>(s, A, B, ldb, 0, K);
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 2
-    for (int j = 0; j < J; ++j) {
-      if constexpr (G == 2) interleave_halves<true>(s[r][j]);
-      std::memcpy(C + r * ldc + j * L, &s[r][j], sizeof(V));
-    }
+    for (int j = 0; j < J; ++j) std::memcpy(C + r * ldc + j * L, &s[r][j], sizeof(V));
 }
 
 // R rows of C, across: tiles of two widest vectors, then one, then one 32-byte vector, then one
 // 16-byte vector (an attention head's factor of 4 floats), then single columns (a "vector" of one
-// T: the same code, scalar; not with G = 2, whose M is one 32-byte vector). (The same steps
+// T: the same code, scalar). (The same steps
 // written as one loop over a generic lambda cost the small products 5-14%: GCC then inlined less.)
-template <int R, std::size_t G, std::floating_point T>
+template <int R, std::floating_point T>
 void gemm_rows(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_t ldb, std::size_t K, std::size_t M,
                gemm_to to, const factors<T>& f, std::size_t at) {
   using W = typename wide_simd<T>::type;
@@ -309,12 +277,11 @@ void gemm_rows(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_
   using N [[gnu::vector_size(16)]] = T;
   constexpr std::size_t LW = sizeof(W) / sizeof(T), LV = sizeof(V) / sizeof(T), LN = sizeof(N) / sizeof(T);
   std::size_t m = 0;
-  for (; m + 2 * LW <= M; m += 2 * LW) gemm_tile<W, R, 2, G>(C + m, ldc, A, B + m, ldb, K, to, f, at + m);
-  for (; m + LW <= M; m += LW) gemm_tile<W, R, 1, G>(C + m, ldc, A, B + m, ldb, K, to, f, at + m);
-  for (; m + LV <= M; m += LV) gemm_tile<V, R, 1, G>(C + m, ldc, A, B + m, ldb, K, to, f, at + m);
-  for (; m + LN <= M; m += LN) gemm_tile<N, R, 1, G>(C + m, ldc, A, B + m, ldb, K, to, f, at + m);
-  if constexpr (G == 1)
-    for (; m < M; ++m) gemm_tile<T, R, 1, G>(C + m, ldc, A, B + m, ldb, K, to, f, at + m);
+  for (; m + 2 * LW <= M; m += 2 * LW) gemm_tile<W, R, 2>(C + m, ldc, A, B + m, ldb, K, to, f, at + m);
+  for (; m + LW <= M; m += LW) gemm_tile<W, R, 1>(C + m, ldc, A, B + m, ldb, K, to, f, at + m);
+  for (; m + LV <= M; m += LV) gemm_tile<V, R, 1>(C + m, ldc, A, B + m, ldb, K, to, f, at + m);
+  for (; m + LN <= M; m += LN) gemm_tile<N, R, 1>(C + m, ldc, A, B + m, ldb, K, to, f, at + m);
+  for (; m < M; ++m) gemm_tile<T, R, 1>(C + m, ldc, A, B + m, ldb, K, to, f, at + m);
 }
 
 // C[N,M] += A[N,K] · B[K,M] (or = with gemm_to::set; gemm_to::product: see gemm_product), C's rows
@@ -322,10 +289,8 @@ void gemm_rows(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_
 // there are 32 vector registers (AVX-512: 16 accumulators, enough independent multiply-adds to
 // fill both FMA pipes), else 4; then 4, then 1 for the last.
 // Every matmul, forward and backward, and every product in attention runs through here; each C
-// element sums over k in order, whatever tile computes it. gemm<2> is two products side by side,
-// C_f += A_f · B_f for the columns' halves f = 0, 1, where C's rows are one 32-byte vector (the
-// seed's head, 8 floats) and A(r, k) of both at A.data + r·A.row + k·A.col, the pair (A_0, A_1).
-template <std::size_t G = 1, std::floating_point T>
+// element sums over k in order, whatever tile computes it.
+template <std::floating_point T>
 void gemm(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_t ldb, std::size_t N, std::size_t K,
           std::size_t M, gemm_to to = gemm_to::add, const factors<T>& f = {}) {
 #if defined(__AVX512F__)
@@ -335,9 +300,9 @@ void gemm(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_t ldb
 #endif
   auto rows = [&](std::size_t n) { return strided<const T>{A.data + n * A.row, A.row, A.col}; };
   std::size_t n = 0;
-  for (; n + R <= N; n += R) gemm_rows<R, G>(C + n * ldc, ldc, rows(n), B, ldb, K, M, to, f, n * ldc);
-  for (; n + 4 <= N; n += 4) gemm_rows<4, G>(C + n * ldc, ldc, rows(n), B, ldb, K, M, to, f, n * ldc);
-  for (; n < N; ++n) gemm_rows<1, G>(C + n * ldc, ldc, rows(n), B, ldb, K, M, to, f, n * ldc);
+  for (; n + R <= N; n += R) gemm_rows<R>(C + n * ldc, ldc, rows(n), B, ldb, K, M, to, f, n * ldc);
+  for (; n + 4 <= N; n += 4) gemm_rows<4>(C + n * ldc, ldc, rows(n), B, ldb, K, M, to, f, n * ldc);
+  for (; n < N; ++n) gemm_rows<1>(C + n * ldc, ldc, rows(n), B, ldb, K, M, to, f, n * ldc);
 }
 // C[N,M] += A[N,K] · B[K,M], all three row-major and dense
 template <std::floating_point T>
