@@ -43,7 +43,7 @@ TEST_CASE("float attention kernels match the double ones: remainders, one query 
       for (auto* x : {&q, &k, &v, &dout}) for (double& e : *x) e = double(float(g.normal()));
       auto run = [&]<class T>(T) {
         std::vector<T> qt(q.begin(), q.end()), kt(k.begin(), k.end()), vt(v.begin(), v.end()),
-            dt(dout.begin(), dout.end()), out(z.Tq * C), dq(z.Tq * C), dk(z.Tk * C), dv(z.Tk * C),
+            dt(dout.begin(), dout.end()), out(z.Tq * C), dq(z.Tq * C, T(0.5)), dk(z.Tk * C, T(0.5)), dv(z.Tk * C, T(0.5)),
             saved(attention_saved_size(z.Tq, H)), scratch(attention_scratch_size(z.Tk, z.D, m));
         attention_forward<T>(out, saved, scratch, qt, kt, vt, z.Tq, z.Tk, C, H, score);
         attention_backward<T>(dq, dk, dv, scratch, dt, saved, qt, kt, vt, out, z.Tq, z.Tk, C, H, score);
@@ -56,6 +56,29 @@ TEST_CASE("float attention kernels match the double ones: remainders, one query 
       for (std::size_t i = 0; i < d.size(); ++i) worst = std::max(worst, std::abs(f[i] - d[i]) / (1 + std::abs(d[i])));
       CAPTURE(z.Tq); CAPTURE(z.Tk); CAPTURE(z.D); CAPTURE(H); CAPTURE(m);
       CHECK(worst < 2e-5);
+    }
+}
+
+TEST_CASE("a key in the causal future changes nothing, even when its score would swamp the others") {
+  // the last key is 100 times the first query: unmasked, its score would be the softmax's max and
+  // e^(score − max) would be 0 for every key the first rows see (0 / 0)
+  for (std::size_t D : {8, 64})
+    for (score_kind kind : {score_kind::dot, score_kind::tensor}) {
+      const std::size_t T = 40, H = 1, C = D;
+      const attention_score score = attention_score::of(kind, D);
+      rng g(3);
+      std::vector<float> q(T * C), k(T * C), v(T * C), dout(T * C);
+      for (auto* x : {&q, &k, &v, &dout}) for (float& e : *x) e = float(g.normal());
+      for (std::size_t d = 0; d < D; ++d) k[(T - 1) * C + d] = 100 * q[d];
+      std::vector<float> out(T * C), dq(T * C), dk(T * C), dv(T * C), saved(attention_saved_size(T, H)),
+          scratch(attention_scratch_size(T, D, score.factors));
+      attention_forward<float>(out, saved, scratch, q, k, v, T, T, C, H, score);
+      attention_backward<float>(dq, dk, dv, scratch, dout, saved, q, k, v, out, T, T, C, H, score);
+      CAPTURE(D); CAPTURE(score.factors);
+      for (std::size_t d = 0; d < D; ++d) CHECK(out[d] == doctest::Approx(v[d]).epsilon(1e-6));  // row 0 sees key 0 alone
+      bool finite = true;
+      for (const auto* x : {&out, &dq, &dk, &dv}) for (float e : *x) finite = finite && std::isfinite(e);
+      CHECK(finite);
     }
 }
 

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cmath>
+#include <limits>
 #include <utility>
 #include <vector>
 
@@ -217,6 +218,90 @@ inline void decode_row(float* out, float* a, std::size_t lda, float* st, std::si
   }
 }
 
+// The short heads' kernels below (width 8, floats) keep keys across a vector's lanes.
+// short_products: x[r][f] += Σ_{d in factor f} a_r[d]·B[d] for R rows a_r of 8 and the vectors
+// B[d] at b + d·ld: a row's factor scores against a vector of keys (b: K transposed), or with
+// M = 1 its dot products with a vector of values.
+template <std::size_t M, std::size_t R, class W>
+void short_products(W (&x)[R][M], const float* const (&a)[R], const float* b, std::size_t ld) {
+  W bd;
+#pragma GCC unroll 8
+  for (std::size_t d = 0; d < 8; ++d) {
+    std::memcpy(&bd, b + d * ld, sizeof bd);
+    for (std::size_t r = 0; r < R; ++r) x[r][d * M / 8] += a[r][d] * bd;
+  }
+}
+
+// The forward of one head of width 8 in floats (the seed's heads), score factors M = 1 or 2, query
+// rows two at a time, keys across a vector's lanes (kT, vT: the head transposed, rows Tp apart):
+// first each row's scores Π_f s_f into S (rows Tp apart) and their max, then e = e^(scale·score −
+// max) with Σ e and Σ_t e_t v_t side by side, the lanes summed at the end: out = Σ e v / Σ e. The
+// tiles' P·V product at this width is one 32-byte vector of columns, half AVX-512's; here every
+// multiply-add is 16 keys wide. Saves the same max and 1/Σ (st, two per row), sums in another order.
+template <std::size_t M>
+void short_head_forward(float* out, float* st, float* S, const float* q, const float* kT, const float* vT,
+                        std::size_t Tp, std::size_t Tq, std::size_t Tk, std::size_t C, float scale) {
+  using W = wide_simd<float>::type;
+  using V = simd<float>::type;
+  constexpr std::size_t D = 8, L = sizeof(W) / sizeof(float), R = 2;
+  using I [[gnu::vector_size(sizeof(W))]] = std::int32_t;
+  I lane = {};  // 0, 1, 2, …: masks the keys past a row's last
+  for (std::size_t l = 0; l < L; ++l) lane[l] = std::int32_t(l);
+  for (std::size_t i = 0; i < Tq; i += R) {  // rows i, i + 1 (the last row twice if Tq is odd)
+    std::size_t n[R];  // keys row i + r sees
+    const float* qr[R];
+    for (std::size_t r = 0; r < R; ++r) {
+      n[r] = Tk - Tq + std::min(i + r, Tq - 1) + 1;
+      qr[r] = q + std::min(i + r, Tq - 1) * C;
+    }
+    W top[R];
+    for (W& x : top) x = W{} - std::numeric_limits<float>::infinity();
+    for (std::size_t t = 0; t < n[R - 1]; t += L) {
+      W s[R][M] = {};
+      short_products(s, qr, kT + t, Tp);
+      for (std::size_t r = 0; r < R; ++r) {
+        const W x = M == 1 ? s[r][0] : s[r][0] * s[r][M - 1];
+        std::memcpy(S + r * Tp + t, &x, sizeof x);
+        top[r] = lane < std::int32_t(n[r]) - std::int32_t(t) && x > top[r] ? x : top[r];
+      }
+    }
+    float mx[R];
+    W sum[R] = {}, acc[R][D] = {};
+    for (std::size_t r = 0; r < R; ++r) {
+      mx[r] = top[r][0];
+      for (std::size_t l = 1; l < L; ++l) mx[r] = top[r][l] > mx[r] ? top[r][l] : mx[r];
+      mx[r] *= scale;  // scale > 0: the max of the scaled scores
+    }
+    for (std::size_t t = 0; t < n[R - 1]; t += L) {
+      W e[R], vd;
+      for (std::size_t r = 0; r < R; ++r) {
+        std::memcpy(&e[r], S + r * Tp + t, sizeof(W));
+        e[r] = e[r] * scale - mx[r];
+      }
+      exp_in_place(e);
+      for (std::size_t r = 0; r < R; ++r) {
+        e[r] = lane < std::int32_t(n[r]) - std::int32_t(t) ? e[r] : W{};
+        sum[r] += e[r];
+      }
+#pragma GCC unroll 8
+      for (std::size_t d = 0; d < D; ++d) {
+        std::memcpy(&vd, vT + d * Tp + t, sizeof vd);
+        for (std::size_t r = 0; r < R; ++r) acc[r][d] += e[r] * vd;
+      }
+    }
+    for (std::size_t r = 0; r < R && i + r < Tq; ++r) {
+      float total = 0;
+      for (std::size_t l = 0; l < L; ++l) total += sum[r][l];
+      V o;
+      lane_sums(o, acc[r]);
+      o *= 1.0f / total;
+      std::memcpy(out + (i + r) * C, &o, sizeof o);
+      st[2 * (i + r)] = mx[r];
+      st[2 * (i + r) + 1] = 1.0f / total;
+    }
+  }
+}
+
 // The backward of one head of width 8 in floats (the seed's heads: one 32-byte vector), score
 // factors M = 1 or 2, in one sweep. At this width each of the tiles' products above is a few
 // multiply-adds per element, too few to pay for writing its result and reading it back in the next
@@ -237,9 +322,9 @@ void short_head_backward(float* dq, float* dk, float* dv, float* acc, const floa
                          std::size_t Tk, std::size_t C, float scale) {
   using W = wide_simd<float>::type;
   using V = simd<float>::type;
-  using I [[gnu::vector_size(sizeof(W))]] = std::int32_t;
   constexpr std::size_t D = 8, L = sizeof(W) / sizeof(float), Bk = short_keys, R = 2;
-  I lane = {};
+  using I [[gnu::vector_size(sizeof(W))]] = std::int32_t;
+  I lane = {};  // 0, 1, 2, …: masks the keys past a row's last
   for (std::size_t l = 0; l < L; ++l) lane[l] = std::int32_t(l);
   // the tile's keys, values and their gradients, [D, Bk] (rows a constant stride apart: one address
   // register per array), then p and g_f of a row pair, [R, M + 1, Bk]
@@ -262,21 +347,13 @@ void short_head_backward(float* dq, float* dk, float* dv, float* acc, const floa
       }
       const std::size_t w = std::max(n[0], n[R - 1]);
       for (std::size_t t = 0; t < w; t += L) {  // first p and g_f of the pair's scores, into pg
-        W kd, s[R][M] = {}, da[R] = {}, x;
-#pragma GCC unroll 8
-        for (std::size_t d = 0; d < D; ++d) {
-          std::memcpy(&kd, kT + d * Bk + t, sizeof(W));
-          std::memcpy(&x, vT + d * Bk + t, sizeof(W));
-          for (std::size_t r = 0; r < R; ++r) {
-            s[r][d * M / D] += qr[r][d] * kd;
-            da[r] += dr[r][d] * x;
-          }
-        }
-        W e[R];
+        W s[R][M] = {}, da[R][1] = {}, e[R];
+        short_products(s, qr, kT + t, Bk);
+        short_products(da, dr, vT + t, Bk);
         for (std::size_t r = 0; r < R; ++r) e[r] = (M == 1 ? s[r][0] : s[r][0] * s[r][M - 1]) * scale - lse[row[r]];
         exp_in_place(e);
         for (std::size_t r = 0; r < R; ++r) {
-          const W p = lane < std::int32_t(n[r]) - std::int32_t(t) ? e[r] : W{}, g = scale * (p * (da[r] - delta[row[r]]));
+          const W p = lane < std::int32_t(n[r]) - std::int32_t(t) ? e[r] : W{}, g = scale * (p * (da[r][0] - delta[row[r]]));
           W gf[M];
           if constexpr (M == 1) gf[0] = g;
           else gf[0] = g * s[r][1], gf[1] = g * s[r][0];
@@ -305,14 +382,8 @@ void short_head_backward(float* dq, float* dk, float* dv, float* acc, const floa
         }
       }
       for (std::size_t r = 0; r < R && i + r < Tq; ++r) {
-        V h[D], sums, o;  // dq_d of row i + r += the lane sums of dqs[r][d]
-        for (std::size_t d = 0; d < D; ++d)
-          if constexpr (L == 16)
-            h[d] = __builtin_shufflevector(dqs[r][d], dqs[r][d], 0, 1, 2, 3, 4, 5, 6, 7) +
-                   __builtin_shufflevector(dqs[r][d], dqs[r][d], 8, 9, 10, 11, 12, 13, 14, 15);
-          else
-            h[d] = dqs[r][d];
-        lane_sums(sums, h);
+        V sums, o;  // dq_d of row i + r += the lane sums of dqs[r][d]
+        lane_sums(sums, dqs[r]);
         std::memcpy(&o, dq + (i + r) * C, sizeof o);
         o += sums;
         std::memcpy(dq + (i + r) * C, &o, sizeof o);
@@ -354,7 +425,7 @@ void attention_forward(std::span<T> out, std::span<T> saved, std::span<T> scratc
                        std::size_t H, attention_score score) {
   const std::size_t D = C / H, m = score.factors, Tp = detail::padded_keys(Tk), R = detail::attention_rows;
   const T scale = T(score.scale);
-  T *stats = saved.data(), *kT = detail::cache_aligned(scratch.data()), *S = kT + D * Tp;
+  T *stats = saved.data(), *kT = detail::cache_aligned(scratch.data()), *vT = kT + D * Tp, *S = vT + D * Tp;
   // Fewer rows than a block (decoding): each row's scores are the keys times the query, read in
   // place (a column of products, K_f · q_f), so the keys need no transpose.
   const bool row_by_row = Tq < R;
@@ -369,6 +440,13 @@ void attention_forward(std::span<T> out, std::span<T> saved, std::span<T> scratc
     }
   for (std::size_t h = 0; h < H; ++h) {
     if (!row_by_row) detail::head_transpose(kT, &k[h * D], Tk, C, D);
+    if constexpr (std::is_same_v<T, float>)
+      if (!row_by_row && D == 8 && m <= 2) {  // the seed's heads: keys in lanes
+        detail::head_transpose(vT, &v[h * D], Tk, C, D);
+        (m == 1 ? detail::short_head_forward<1> : detail::short_head_forward<2>)(
+            &out[h * D], &stats[2 * h * Tq], S, &q[h * D], kT, vT, Tp, Tq, Tk, C, scale);
+        continue;
+      }
     for (std::size_t i0 = 0; i0 < Tq; i0 += R) {
       const std::size_t r = std::min(R, Tq - i0), w = Tk - Tq + i0 + r;  // w: keys the last row sees
       const T* Qi = &q[i0 * C + h * D];

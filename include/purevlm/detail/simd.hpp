@@ -388,6 +388,17 @@ inline void lane_sums(simd<float>::type& r, const simd<float>::type (&v)[8]) {
       __builtin_shufflevector(w[0], w[1], 4, 5, 6, 7, 12, 13, 14, 15);
 }
 
+// The same for eight vectors of 16 floats (AVX-512's), each one's halves added first.
+template <class W>
+  requires(sizeof(W) == 64)
+inline void lane_sums(simd<float>::type& r, const W (&v)[8]) {
+  simd<float>::type h[8];
+  for (int j = 0; j < 8; ++j)
+    h[j] = __builtin_shufflevector(v[j], v[j], 0, 1, 2, 3, 4, 5, 6, 7) +
+           __builtin_shufflevector(v[j], v[j], 8, 9, 10, 11, 12, 13, 14, 15);
+  lane_sums(r, h);
+}
+
 // An 8×8 block of floats transposed in registers: v[j] holds row j on entry, column j on exit.
 // Three rounds of shuffles (pairs of lanes, then pairs of pairs, then halves), 24 in all.
 inline void transpose8x8(simd<float>::type (&v)[8]) {
