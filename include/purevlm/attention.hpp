@@ -292,12 +292,13 @@ void short_head_forward(float* out, float* st, float* S, const float* q, const f
     for (std::size_t r = 0; r < R && i + r < Tq; ++r) {
       float total = 0;
       for (std::size_t l = 0; l < L; ++l) total += sum[r][l];
+      const float inv = 1.0f / total;
       V o;
       lane_sums(o, acc[r]);
-      o *= 1.0f / total;
+      o *= inv;
       std::memcpy(out + (i + r) * C, &o, sizeof o);
       st[2 * (i + r)] = mx[r];
-      st[2 * (i + r) + 1] = 1.0f / total;
+      st[2 * (i + r) + 1] = inv;
     }
   }
 }
