@@ -268,9 +268,9 @@ void short_head_forward(float* out, float* st, float* S, const float* q, const f
     float mx[R];
     W sum[R] = {}, acc[R][D] = {};
     for (std::size_t r = 0; r < R; ++r) {
-      mx[r] = top[r][0];
-      for (std::size_t l = 1; l < L; ++l) mx[r] = top[r][l] > mx[r] ? top[r][l] : mx[r];
-      mx[r] *= scale;  // scale > 0: the max of the scaled scores
+      float lanes[L];
+      std::memcpy(lanes, &top[r], sizeof lanes);
+      mx[r] = scale * max_of(lanes, L);  // scale > 0: the max of the scaled scores
     }
     for (std::size_t t = 0; t < n[R - 1]; t += L) {
       W e[R], vd;
@@ -331,6 +331,7 @@ void short_head_backward(float* dq, float* dk, float* dv, float* acc, const floa
   // register per array), then p and g_f of a row pair, [R, M + 1, Bk]
   constexpr std::size_t Ba = D * Bk;
   float *kT = acc, *vT = acc + Ba, *dkT = acc + 2 * Ba, *dvT = acc + 3 * Ba, *pg = acc + 4 * Ba;
+  auto slot = [&](std::size_t r, std::size_t j) { return pg + (r * (M + 1) + j) * Bk; };  // j 0: p, f + 1: g_f
   static_assert(4 * Ba + R * (M + 1) * Bk <= 3 * attention_tile * attention_tile, "within the backward's scratch");
   for (std::size_t j0 = 0; j0 < Tk; j0 += Bk) {
     const std::size_t c = std::min(Bk, Tk - j0);
@@ -358,16 +359,16 @@ void short_head_backward(float* dq, float* dk, float* dv, float* acc, const floa
           W gf[M];
           if constexpr (M == 1) gf[0] = g;
           else gf[0] = g * s[r][1], gf[1] = g * s[r][0];
-          std::memcpy(pg + r * (M + 1) * Bk + t, &p, sizeof p);
-          for (std::size_t f = 0; f < M; ++f) std::memcpy(pg + (r * (M + 1) + f + 1) * Bk + t, &gf[f], sizeof p);
+          std::memcpy(slot(r, 0) + t, &p, sizeof p);
+          for (std::size_t f = 0; f < M; ++f) std::memcpy(slot(r, f + 1) + t, &gf[f], sizeof p);
         }
       }
       W dqs[R][D] = {};
       for (std::size_t t = 0; t < w; t += L) {  // then their products
         W kd, p[R], gf[R][M], x;
         for (std::size_t r = 0; r < R; ++r) {
-          std::memcpy(&p[r], pg + r * (M + 1) * Bk + t, sizeof(W));
-          for (std::size_t f = 0; f < M; ++f) std::memcpy(&gf[r][f], pg + (r * (M + 1) + f + 1) * Bk + t, sizeof(W));
+          std::memcpy(&p[r], slot(r, 0) + t, sizeof(W));
+          for (std::size_t f = 0; f < M; ++f) std::memcpy(&gf[r][f], slot(r, f + 1) + t, sizeof(W));
         }
 #pragma GCC unroll 8
         for (std::size_t d = 0; d < D; ++d) {
