@@ -72,38 +72,42 @@ TEST_CASE("matvec (one row) equals dot_product(), whatever the row and column re
     }
 }
 
-TEST_CASE("gemm: add and set into C, plain and transposed A, across every tile edge") {
+TEST_CASE("gemm: add and set into C, plain and transposed A, in column blocks, across every tile edge") {
+  // blocks > 1: C's columns in that many equal blocks, block b from its own A_b = A + b·stride
   rng g(5);
   for (std::size_t N : {1, 3, 4, 9, 17})
-    for (std::size_t M : {1, 3, 4, 5, 8, 15, 17, 33, 40})
-      for (std::size_t K : {1, 6})
-        for (bool transposed_a : {false, true})
-          for (auto to : {detail::gemm_to::add, detail::gemm_to::set}) {
-            const std::size_t ldc = M + 2, ldb = M + 1;  // rows wider than the matrices: no spill
-            std::vector<double> A(N * K), B(K * ldb), C(N * ldc);
-            for (auto* v : {&A, &B, &C})
-              for (double& e : *v) e = g.normal();
-            const std::vector<double> C0 = C;
-            // A[n, k] at A[n·K + k], or stored transposed at A[k·N + n]
-            const detail::strided<const double> a = transposed_a ? detail::transposed(detail::strided<const double>{A.data(), N})
-                                                                : detail::strided<const double>{A.data(), K};
-            detail::gemm(C.data(), ldc, a, B.data(), ldb, N, K, M, to);
-            double worst = 0;
-            bool spill = false;
-            for (std::size_t n = 0; n < N; ++n) {
-              for (std::size_t m = 0; m < M; ++m) {
-                double p = 0;
-                for (std::size_t k = 0; k < K; ++k) p += (transposed_a ? A[k * N + n] : A[n * K + k]) * B[k * ldb + m];
-                const double c0 = C0[n * ldc + m];
-                const double want = to == detail::gemm_to::add ? c0 + p : p;
-                worst = std::max(worst, std::abs(C[n * ldc + m] - want));
+    for (std::size_t M : {1, 3, 4, 5, 8, 15, 17, 33, 40, 64})
+      for (std::size_t blocks : {1, 2, 4})
+        for (std::size_t K : {1, 6})
+          for (bool transposed_a : {false, true})
+            for (auto to : {detail::gemm_to::add, detail::gemm_to::set}) {
+              if (M % blocks != 0) continue;
+              const std::size_t ldc = M + 2, ldb = M + 1, stride = N * K + 3;  // rows wider than the matrices: no spill
+              std::vector<double> A(blocks * stride), B(K * ldb), C(N * ldc);
+              for (auto* v : {&A, &B, &C})
+                for (double& e : *v) e = g.normal();
+              const std::vector<double> C0 = C;
+              // A_b[n, k] at A[b·stride + n·K + k], or stored transposed at A[b·stride + k·N + n]
+              const detail::strided<const double> a = transposed_a ? detail::transposed(detail::strided<const double>{A.data(), N})
+                                                                  : detail::strided<const double>{A.data(), K};
+              detail::gemm(C.data(), ldc, a, B.data(), ldb, N, K, M, to, detail::factors<double>{blocks, nullptr, stride});
+              double worst = 0;
+              bool spill = false;
+              for (std::size_t n = 0; n < N; ++n) {
+                for (std::size_t m = 0; m < M; ++m) {
+                  const double* Ab = &A[m / (M / blocks) * stride];
+                  double p = 0;
+                  for (std::size_t k = 0; k < K; ++k) p += (transposed_a ? Ab[k * N + n] : Ab[n * K + k]) * B[k * ldb + m];
+                  const double c0 = C0[n * ldc + m];
+                  const double want = to == detail::gemm_to::add ? c0 + p : p;
+                  worst = std::max(worst, std::abs(C[n * ldc + m] - want));
+                }
+                for (std::size_t m = M; m < ldc; ++m) spill = spill || C[n * ldc + m] != C0[n * ldc + m];
               }
-              for (std::size_t m = M; m < ldc; ++m) spill = spill || C[n * ldc + m] != C0[n * ldc + m];
+              CAPTURE(N); CAPTURE(M); CAPTURE(blocks); CAPTURE(K); CAPTURE(transposed_a); CAPTURE(int(to));
+              CHECK(worst < 1e-12);
+              CHECK_FALSE(spill);
             }
-            CAPTURE(N); CAPTURE(M); CAPTURE(K); CAPTURE(transposed_a); CAPTURE(int(to));
-            CHECK(worst < 1e-12);
-            CHECK_FALSE(spill);
-          }
 }
 
 TEST_CASE("gemm_product: the product of m factor products, short heads and long, with and without the parts") {

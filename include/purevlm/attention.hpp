@@ -480,7 +480,7 @@ void attention_backward(std::span<T> dq, std::span<T> dk, std::span<T> dv, std::
   using detail::gemm;
   using detail::strided;
   using detail::transposed;
-  const std::size_t D = C / H, m = score.factors, Dm = D / m, Tp = detail::padded_keys(Tk), B = detail::attention_tile;
+  const std::size_t D = C / H, m = score.factors, Tp = detail::padded_keys(Tk), B = detail::attention_tile;
   const T scale = T(score.scale);
   const T* stats = saved.data();
   T *kT = detail::cache_aligned(scratch.data()), *vT = kT + D * Tp, *P = vT + D * Tp, *dA = P + B * B, *part = dA + B * B,
@@ -561,19 +561,19 @@ void attention_backward(std::span<T> dq, std::span<T> dk, std::span<T> dv, std::
             std::fill(gf + n, gf + c, T(0));
           }
         }
-        auto G_f = [&](std::size_t f) -> const T* { return m == 1 ? dA : part + f * B * B; };
-        row_groups([&](std::size_t i, std::size_t n, std::size_t w) {
-          for (std::size_t f = 0; f < m; ++f)  // dQ_f += G_f·K_f
-            gemm(&dq[(i0 + i) * C + h * D + f * Dm], C, strided<const T>{G_f(f) + i * B, B}, &k[j0 * C + h * D + f * Dm],
-                 C, n, w, Dm);
+        // the factors' gradients G_f (at grads + f·B·B), one gemm for all: its blocks of columns
+        const T* grads = m == 1 ? dA : part;
+        const detail::factors<T> per_factor{m, nullptr, B * B};
+        row_groups([&](std::size_t i, std::size_t n, std::size_t w) {  // dQ_f += G_f·K_f
+          gemm(&dq[(i0 + i) * C + h * D], C, strided<const T>{grads + i * B, B}, &k[j0 * C + h * D], C, n, w, D,
+               detail::gemm_to::add, per_factor);
         });
         key_groups([&](std::size_t t, std::size_t n, std::size_t i) {
           if (i >= r) return;
           gemm(&dv[(j0 + t) * C + h * D], C, transposed(strided<const T>{P + i * B + t, B}), dOi + i * C, C, n, r - i,
                D);  // dV += Pᵀ·dO
-          for (std::size_t f = 0; f < m; ++f)  // dK_f += G_fᵀ·Q_f
-            gemm(&dk[(j0 + t) * C + h * D + f * Dm], C, transposed(strided<const T>{G_f(f) + i * B + t, B}),
-                 Qi + i * C + f * Dm, C, n, r - i, Dm);
+          gemm(&dk[(j0 + t) * C + h * D], C, transposed(strided<const T>{grads + i * B + t, B}), Qi + i * C, C, n, r - i,
+               D, detail::gemm_to::add, per_factor);  // dK_f += G_fᵀ·Q_f
         });
       }
     }

@@ -175,8 +175,9 @@ strided<T> transposed(strided<T> a) { return {a.data, a.col, a.row}; }
 
 // What gemm does with its product: adds it to C or writes it over C; or (gemm_product's kernel)
 // writes over C the product of m factors, the sums over k's m equal runs, keeping each factor's
-// sums at part + f·stride (rows ldc apart, as C's) unless part is null. The kernels pass these by
-// reference, a tile's offset from C beside them (by value per tile cost 5%).
+// sums at part + f·stride (rows ldc apart, as C's) unless part is null. (Adding or setting, m > 1
+// splits C in blocks instead: see gemm.) The kernels pass these by reference, a tile's offset from
+// C beside them (by value per tile cost 5%).
 enum class gemm_to { add, set, product };
 template <class T>
 struct factors {
@@ -237,13 +238,23 @@ inline void gemm_tile(T* C, std::size_t ldc, strided<const T> A, const T* B, std
 #pragma GCC unroll 2
         for (int j = 0; j < J; ++j) s[r][j] = V{};
       tile_sums<V, R, J>(s, A, B, ldb, i * Km, (i + 1) * Km);
+      // (Each test once per factor: GCC left tests inside these loops, one per vector, and the
+      // small tiles of a short attention head spent 1-2% of the tensor score's time on them.)
+      if (f.part)
 #pragma GCC unroll 8
-      for (int r = 0; r < R; ++r)
+        for (int r = 0; r < R; ++r)
 #pragma GCC unroll 2
-        for (int j = 0; j < J; ++j) {
-          if (f.part) std::memcpy(f.part + at + i * f.stride + r * ldc + j * L, &s[r][j], sizeof(V));
-          p[r][j] = i == 0 ? s[r][j] : p[r][j] * s[r][j];
-        }
+          for (int j = 0; j < J; ++j) std::memcpy(f.part + at + i * f.stride + r * ldc + j * L, &s[r][j], sizeof(V));
+      if (i == 0)
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+          for (int j = 0; j < J; ++j) p[r][j] = s[r][j];
+      else
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r)
+#pragma GCC unroll 2
+          for (int j = 0; j < J; ++j) p[r][j] *= s[r][j];
     }
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r)
@@ -275,12 +286,16 @@ void gemm_rows(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_
   using V = typename simd<T>::type;
   using N [[gnu::vector_size(16)]] = T;
   constexpr std::size_t LW = sizeof(W) / sizeof(T), LV = sizeof(V) / sizeof(T), LN = sizeof(N) / sizeof(T);
-  std::size_t m = 0;
-  for (; m + 2 * LW <= M; m += 2 * LW) gemm_tile<W, R, 2>(C + m, ldc, A, B + m, ldb, K, to, f, at + m);
-  for (; m + LW <= M; m += LW) gemm_tile<W, R, 1>(C + m, ldc, A, B + m, ldb, K, to, f, at + m);
-  for (; m + LV <= M; m += LV) gemm_tile<V, R, 1>(C + m, ldc, A, B + m, ldb, K, to, f, at + m);
-  for (; m + LN <= M; m += LN) gemm_tile<N, R, 1>(C + m, ldc, A, B + m, ldb, K, to, f, at + m);
-  for (; m < M; ++m) gemm_tile<T, R, 1>(C + m, ldc, A, B + m, ldb, K, to, f, at + m);
+  const std::size_t blocks = to == gemm_to::product ? 1 : f.m;  // (see gemm)
+  for (std::size_t b = 0, m = 0; b < blocks; ++b) {
+    const strided<const T> Ab{A.data + b * f.stride, A.row, A.col};
+    const std::size_t end = m + M / blocks;
+    for (; m + 2 * LW <= end; m += 2 * LW) gemm_tile<W, R, 2>(C + m, ldc, Ab, B + m, ldb, K, to, f, at + m);
+    for (; m + LW <= end; m += LW) gemm_tile<W, R, 1>(C + m, ldc, Ab, B + m, ldb, K, to, f, at + m);
+    for (; m + LV <= end; m += LV) gemm_tile<V, R, 1>(C + m, ldc, Ab, B + m, ldb, K, to, f, at + m);
+    for (; m + LN <= end; m += LN) gemm_tile<N, R, 1>(C + m, ldc, Ab, B + m, ldb, K, to, f, at + m);
+    for (; m < end; ++m) gemm_tile<T, R, 1>(C + m, ldc, Ab, B + m, ldb, K, to, f, at + m);
+  }
 }
 
 // C[N,M] += A[N,K] · B[K,M] (or = with gemm_to::set; gemm_to::product: see gemm_product), C's rows
@@ -289,6 +304,9 @@ void gemm_rows(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_
 // fill both FMA pipes), else 4; then 4, then 1 for the last.
 // Every matmul, forward and backward, and every product in attention runs through here; each C
 // element sums over k in order, whatever tile computes it.
+// With f.m > 1 (add or set), C is f.m blocks of M/f.m columns side by side, block b the product
+// with B's same columns of A_b, A moved on by b·f.stride: C_b += A_b · B_b, the m factors'
+// gradients in attention (dQ_f += G_f·K_f) in one call.
 template <std::floating_point T>
 void gemm(T* C, std::size_t ldc, strided<const T> A, const T* B, std::size_t ldb, std::size_t N, std::size_t K,
           std::size_t M, gemm_to to = gemm_to::add, const factors<T>& f = {}) {
