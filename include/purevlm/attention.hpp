@@ -267,10 +267,10 @@ void short_head_forward(float* out, float* st, float* S, const float* q, const f
     }
     float mx[R];
     W sum[R] = {}, acc[R][D] = {};
-    for (std::size_t r = 0; r < R; ++r) {
-      float lanes[L];
-      std::memcpy(lanes, &top[r], sizeof lanes);
-      mx[r] = scale * max_of(lanes, L);  // scale > 0: the max of the scaled scores
+    for (std::size_t r = 0; r < R; ++r) {  // scale > 0: the max of the scaled scores
+      mx[r] = top[r][0];
+      for (std::size_t l = 1; l < L; ++l) mx[r] = top[r][l] > mx[r] ? top[r][l] : mx[r];
+      mx[r] *= scale;
     }
     for (std::size_t t = 0; t < n[R - 1]; t += L) {
       W e[R], vd;
