@@ -210,6 +210,22 @@ TEST_CASE("elementwise ops: add, mul, scale, relu, clamp") {
   }), 1e-6);
 }
 
+TEST_CASE("max_of: the largest wherever it stands, in rows of every length, floats and doubles") {
+  // rows shorter and longer than four vectors, the largest in the first lane, in any vector, in
+  // the tail; below it values that only tie or fall short
+  for (std::size_t n = 1; n <= 100; ++n)
+    for (std::size_t at = 0; at < n; ++at) {
+      std::vector<float> f(n);
+      std::vector<double> d(n);
+      for (std::size_t i = 0; i < n; ++i) d[i] = double(f[i] = -1.0f - float((i * 7) % 5));
+      f[at] = 2.5f;
+      d[at] = 2.5;
+      CAPTURE(n); CAPTURE(at);
+      REQUIRE(detail::max_of(f.data(), n) == 2.5f);
+      REQUIRE(detail::max_of(d.data(), n) == 2.5);
+    }
+}
+
 TEST_CASE("reductions, softmax and cross-entropy") {
   std::vector<double> x{0, std::log(3.0)}, p(2);
   softmax_forward<T>(p, x, 1, 2);
