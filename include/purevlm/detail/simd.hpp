@@ -249,8 +249,8 @@ inline void gemm_tile(T* C, std::size_t ldc, strided<const T> A, const T* B, std
 #pragma GCC unroll 2
         for (int j = 0; j < J; ++j) s[r][j] = V{};
       tile_sums<V, R, J>(s, A, B, ldb, i * Km, (i + 1) * Km);
-      // (Each test once per factor: GCC left tests inside these loops, one per vector, and the
-      // small tiles of a short attention head spent 1-2% of the tensor score's time on them.)
+      // (Each test once per factor: GCC left them inside these loops, one per vector, and at
+      // T = 36 attention's small tiles spent 1-2% of the tensor score's time on them.)
       if (f.part)
 #pragma GCC unroll 8
         for (int r = 0; r < R; ++r)
