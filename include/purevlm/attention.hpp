@@ -267,7 +267,9 @@ void short_head_forward(float* out, float* st, float* S, const float* q, const f
     }
     float mx[R];
     W sum[R] = {}, acc[R][D] = {};
-    for (std::size_t r = 0; r < R; ++r) {  // scale > 0: the max of the scaled scores
+    // scale > 0: the max of the scaled scores. (A loop, not max_of: with that inlined here GCC
+    // laid this kernel out otherwise, and T = 1024 ran 1.14-1.26x slower.)
+    for (std::size_t r = 0; r < R; ++r) {
       mx[r] = top[r][0];
       for (std::size_t l = 1; l < L; ++l) mx[r] = top[r][l] > mx[r] ? top[r][l] : mx[r];
       mx[r] *= scale;
