@@ -98,13 +98,16 @@ T max_of(const T* a, std::size_t n) {
   using V = typename simd<T>::type;
   constexpr std::size_t L = sizeof(V) / sizeof(T);
   V m[4], x[4];  // (no lambda on vectors: by value they change the ABI without AVX)
-  for (V& v : m) v = V{} + a[0];
+  m[0] = V{} + a[0];
   std::size_t i = 0;
-  for (; i + 4 * L <= n; i += 4 * L) {
-    std::memcpy(x, a + i, sizeof x);
-    for (int j = 0; j < 4; ++j) m[j] = x[j] > m[j] ? x[j] : m[j];
+  if (n >= 4 * L) {  // (only then: short rows, as at T = 36, paid for the other three chains)
+    m[1] = m[2] = m[3] = m[0];
+    for (; i + 4 * L <= n; i += 4 * L) {
+      std::memcpy(x, a + i, sizeof x);
+      for (int j = 0; j < 4; ++j) m[j] = x[j] > m[j] ? x[j] : m[j];
+    }
+    for (int j = 1; j < 4; ++j) m[0] = m[j] > m[0] ? m[j] : m[0];
   }
-  for (int j = 1; j < 4; ++j) m[0] = m[j] > m[0] ? m[j] : m[0];
   for (; i + L <= n; i += L) {
     std::memcpy(x, a + i, sizeof x[0]);
     m[0] = x[0] > m[0] ? x[0] : m[0];
