@@ -28,15 +28,17 @@ TEST_CASE("float attention kernels match the double ones: remainders, one query 
   // fewer than 8 queries with D a multiple of 8 take the float decoding kernel (decode_row), whose
   // keys come in groups of 8 and outputs in 4 vectors at a time, unless there are very many heads;
   // a float backward at D = 8 with m = 1 or 2 is one sweep over tiles of 128 keys, rows in pairs
-  // (detail::short_head_backward): an odd row count, more than one tile, keys before the queries
+  // (detail::short_head_backward): an odd row count, more than one tile, keys before the queries;
+  // long heads have their rows copied out of place (Tq ≥ detail::copied_rows)
   struct size { std::size_t Tq, Tk, D, H = 2; };
   for (size z : {size{1, 13, 6}, size{3, 9, 12}, size{5, 13, 12}, size{36, 36, 24}, size{7, 40, 6}, size{1, 1, 8},
                  size{1, 30, 8, 4}, size{7, 9, 8, 5}, size{5, 33, 16}, size{2, 40, 64}, size{1, 29, 8, 30},
-                 size{37, 150, 8}, size{140, 140, 8, 1}})
+                 size{37, 150, 8}, size{140, 140, 8, 1}, size{260, 270, 16}})
     for (std::size_t m : {1, 2, 3, 4, 8}) {
-      // (at D = 64 a product of 4 or 8 partial dot products of normal vectors is so large that
-      // float's rounding of the scores alone, in either kernel, exceeds the tolerance)
-      if (z.D % m != 0 || (z.D == 64 && m > 2)) continue;
+      // (at D = 64, or over 260 rows, a product of 4 or 8 partial dot products of normal vectors
+      // grows so large that float's rounding of the scores alone, in either kernel, exceeds the
+      // tolerance: 5e-5 at Tq = 255, where no rows are copied)
+      if (z.D % m != 0 || ((z.D == 64 || z.Tq > 200) && m > 2)) continue;
       const std::size_t H = z.H, C = H * z.D;
       const attention_score score = m == 1 ? attention_score::of(score_kind::dot, z.D) : attention_score::of(score_kind::tensor, z.D, m);
       rng g(m * 100 + z.Tk);

@@ -280,11 +280,12 @@ TEST_CASE("SPEC.md's init: BAE matrices Normal(0, 0.05), tensor-product projecti
 
 TEST_CASE("attention kernels against the plain formulas (attention_plain), forward and backward, across tiles") {
   // sizes that cross the 64 x 64 tiles and the groups of 8 on the diagonal, with Tq < Tk (cached
-  // queries: tiles that start mid-block), one query, and every factor count
+  // queries: tiles that start mid-block), one query, every factor count, and long heads (Tq ≥
+  // detail::copied_rows: rows copied out of place, then dQ's copied back)
   struct size { std::size_t Tq, Tk, D, m; };
   for (size z : {size{4, 4, 8, 1}, size{4, 4, 8, 2}, size{1, 9, 12, 3}, size{3, 13, 6, 2}, size{36, 36, 8, 2},
                  size{130, 130, 8, 1}, size{130, 130, 8, 2}, size{70, 150, 12, 3}, size{1, 150, 8, 2},
-                 size{150, 150, 64, 2}, size{67, 67, 64, 1}}) {
+                 size{150, 150, 64, 2}, size{67, 67, 64, 1}, size{256, 256, 16, 2}, size{300, 333, 64, 1}}) {
     const std::size_t H = 2, C = H * z.D;
     const attention_score score = z.m == 1 ? attention_score::of(score_kind::dot, z.D) : attention_score::of(score_kind::tensor, z.D, z.m);
     rng g(z.Tk * 10 + z.m);

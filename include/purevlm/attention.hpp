@@ -148,6 +148,17 @@ void head_transpose(T* dst, const T* src, std::size_t Tk, std::size_t C, std::si
   transpose(dst, src, Tk, D, C, Tp);
   for (std::size_t d = 0; d < D; ++d) std::fill(dst + d * Tp + Tk, dst + (d + 1) * Tp, T(0));
 }
+// Long heads have their rows copied out, D apart (the forward's V; the backward's Q, dO and dQ).
+// In place, as columns of [T, C], a head's rows are C apart, 1 KiB at H·D = 256, and the 64 rows
+// of a block then fall in a quarter of L1's sets and evict each other (T = 1024, D = 64: the
+// backward runs 0.90×, the forward 0.91-0.96× the time with them copied). Short heads stay in
+// place: their blocks fit L1 anyway, and the copies cost more than they save (T = 36: 1.12×).
+inline constexpr std::size_t copied_rows = 256;  // a head with this many queries or more is copied
+// dst rows [0, n) ← src rows, each D values, the rows ld_dst and ld_src apart
+template <std::floating_point T>
+void copy_rows(T* dst, std::size_t ld_dst, const T* src, std::size_t ld_src, std::size_t n, std::size_t D) {
+  for (std::size_t t = 0; t < n; ++t) std::copy(src + t * ld_src, src + t * ld_src + D, dst + t * ld_dst);
+}
 // a[0, w) ← softmax weights from a[t] = e^(score_t − max): times inv = 1/Σ for t < n, and 0 from
 // n on (the causal future: zero weight, so its gradients vanish too).
 template <std::floating_point T>
@@ -414,12 +425,13 @@ void short_head_backward(float* dq, float* dk, float* dv, float* acc, const floa
 
 // What the forward saves for the backward: each row's softmax max and 1/sum, stats[H, Tq, 2].
 inline std::size_t attention_saved_size(std::size_t Tq, std::size_t H) { return 2 * H * Tq; }
-// Scratch per call: K and V of one head transposed to [D, Tp] (Tp = detail::padded_keys(Tk)),
-// and the larger of the forward's score block [8, Tp] and the backward's m + 2 tiles and two
-// numbers per query row; 16 more to start on a cache line (detail::cache_aligned).
+// Scratch per call: K and V of one head transposed to [D, Tp] (Tp = detail::padded_keys(Tk); the
+// forward's long heads keep V's copied rows in the second), and the larger of the forward's score
+// block [8, Tp] and the backward's m + 2 tiles, two numbers per query row and the copied rows of
+// Q, dO and dQ (Tq ≤ Tk of each); 16 more for each start on a cache line (detail::cache_aligned).
 inline std::size_t attention_scratch_size(std::size_t Tk, std::size_t D, std::size_t m) {
   const std::size_t Tp = detail::padded_keys(Tk), tile = detail::attention_tile;
-  return 16 + 2 * D * Tp + std::max(detail::attention_rows * Tp, (m + 2) * tile * tile + 2 * Tk);
+  return 16 + 2 * D * Tp + std::max(detail::attention_rows * Tp, (m + 2) * tile * tile + 2 * Tk + 16 + 3 * Tk * D);
 }
 
 // out[Tq,C] = softmax(causal scores) · v per head; saves stats (see attention_saved_size).
@@ -451,6 +463,12 @@ void attention_forward(std::span<T> out, std::span<T> saved, std::span<T> scratc
             &out[h * D], &stats[2 * h * Tq], S, &q[h * D], kT, vT, Tp, Tq, Tk, C, scale);
         continue;
       }
+    const T* Vh = &v[h * D];  // this head's values, rows ldv apart
+    std::size_t ldv = C;
+    if (Tq >= detail::copied_rows) {
+      detail::copy_rows(vT, D, Vh, C, Tk, D);
+      Vh = vT, ldv = D;
+    }
     for (std::size_t i0 = 0; i0 < Tq; i0 += R) {
       const std::size_t r = std::min(R, Tq - i0), w = Tk - Tq + i0 + r;  // w: keys the last row sees
       const T* Qi = &q[i0 * C + h * D];
@@ -467,7 +485,7 @@ void attention_forward(std::span<T> out, std::span<T> saved, std::span<T> scratc
         st[1] = T(1) / detail::exp_sum(a, n, st[0], scale);
         detail::normalise(a, n, w, st[1]);
       }
-      detail::gemm(&out[i0 * C + h * D], C, detail::strided<const T>{S, Tp}, &v[h * D], C, r, w, D,
+      detail::gemm(&out[i0 * C + h * D], C, detail::strided<const T>{S, Tp}, Vh, ldv, r, w, D,
                    detail::gemm_to::set);  // out = P·V
     }
   }
@@ -487,6 +505,8 @@ void attention_backward(std::span<T> dq, std::span<T> dk, std::span<T> dv, std::
   const T* stats = saved.data();
   T *kT = detail::cache_aligned(scratch.data()), *vT = kT + D * Tp, *P = vT + D * Tp, *dA = P + B * B, *part = dA + B * B,
     *delta = part + m * B * B, *lse = delta + Tq;  // per row: Σ_u a_u da_u = dout_i · out_i, and max + log Σ
+  const bool copied = Tq >= detail::copied_rows;  // Q, dO, dQ rows ld apart: D in the scratch after lse, or C in place
+  const std::size_t ld = copied ? D : C;
   for (std::size_t h = 0; h < H; ++h) {
     for (std::size_t i = 0; i < Tq; ++i) {
       delta[i] = detail::dot_product(&dout[i * C + h * D], &out[i * C + h * D], D);
@@ -501,14 +521,23 @@ void attention_backward(std::span<T> dq, std::span<T> dk, std::span<T> dv, std::
       }
     detail::head_transpose(kT, &k[h * D], Tk, C, D);
     detail::head_transpose(vT, &v[h * D], Tk, C, D);
+    const T *Qh = &q[h * D], *dOh = &dout[h * D];
+    T* dQh = &dq[h * D];
+    if (copied) {
+      T* rows = detail::cache_aligned(lse + Tq);
+      detail::copy_rows(rows, D, Qh, C, Tq, D);
+      detail::copy_rows(rows + Tq * D, D, dOh, C, Tq, D);
+      detail::copy_rows(rows + 2 * Tq * D, D, dQh, C, Tq, D);
+      Qh = rows, dOh = rows + Tq * D, dQh = rows + 2 * Tq * D;
+    }
     for (std::size_t j0 = 0; j0 < Tk; j0 += B) {
       const std::size_t c = std::min(B, Tk - j0);
       // the first query block whose last row sees key j0
       const std::size_t first = j0 + Tq > Tk ? (j0 + Tq - Tk) / B * B : 0;
       for (std::size_t i0 = first; i0 < Tq; i0 += B) {
         const std::size_t r = std::min(B, Tq - i0);
-        const T* Qi = &q[i0 * C + h * D];
-        const T* dOi = &dout[i0 * C + h * D];
+        const T* Qi = Qh + i0 * ld;
+        const T* dOi = dOh + i0 * ld;
         // The tile's causal shape: row i sees its keys [0, seen(i)), key t is seen from row from(t)
         // on. A tile the causal diagonal crosses runs in groups of 8 rows (or keys), each only as far
         // as it sees; a full tile in one group.
@@ -524,9 +553,9 @@ void attention_backward(std::span<T> dq, std::span<T> dk, std::span<T> dv, std::
         // P = the weights of rows i0.. on keys j0.., e^(scale·score − max − log Σ), 0 in the causal
         // future; the factors s_f kept in part (m > 1); dA = dO·Vᵀ
         row_groups([&](std::size_t i, std::size_t n, std::size_t w) {
-          detail::gemm_product(P + i * B, B, m > 1 ? part + i * B : nullptr, B * B, strided<const T>{Qi + i * C, C},
+          detail::gemm_product(P + i * B, B, m > 1 ? part + i * B : nullptr, B * B, strided<const T>{Qi + i * ld, ld},
                                kT + j0, Tp, n, D, w, m);  // Π_f s_f, s_f = Q_f · K_fᵀ
-          gemm(dA + i * B, B, strided<const T>{dOi + i * C, C}, vT + j0, Tp, n, D, w, detail::gemm_to::set);
+          gemm(dA + i * B, B, strided<const T>{dOi + i * ld, ld}, vT + j0, Tp, n, D, w, detail::gemm_to::set);
         });
         for (std::size_t i = 0; i < r; ++i) {
           const std::size_t n = seen(i);
@@ -567,18 +596,19 @@ void attention_backward(std::span<T> dq, std::span<T> dk, std::span<T> dv, std::
         const T* grads = m == 1 ? dA : part;
         const detail::factors<T> per_factor{m, nullptr, B * B};
         row_groups([&](std::size_t i, std::size_t n, std::size_t w) {  // dQ_f += G_f·K_f
-          gemm(&dq[(i0 + i) * C + h * D], C, strided<const T>{grads + i * B, B}, &k[j0 * C + h * D], C, n, w, D,
+          gemm(dQh + (i0 + i) * ld, ld, strided<const T>{grads + i * B, B}, &k[j0 * C + h * D], C, n, w, D,
                detail::gemm_to::add, per_factor);
         });
         key_groups([&](std::size_t t, std::size_t n, std::size_t i) {
           if (i >= r) return;
-          gemm(&dv[(j0 + t) * C + h * D], C, transposed(strided<const T>{P + i * B + t, B}), dOi + i * C, C, n, r - i,
+          gemm(&dv[(j0 + t) * C + h * D], C, transposed(strided<const T>{P + i * B + t, B}), dOi + i * ld, ld, n, r - i,
                D);  // dV += Pᵀ·dO
-          gemm(&dk[(j0 + t) * C + h * D], C, transposed(strided<const T>{grads + i * B + t, B}), Qi + i * C, C, n, r - i,
+          gemm(&dk[(j0 + t) * C + h * D], C, transposed(strided<const T>{grads + i * B + t, B}), Qi + i * ld, ld, n, r - i,
                D, detail::gemm_to::add, per_factor);  // dK_f += G_fᵀ·Q_f
         });
       }
     }
+    if (copied) detail::copy_rows(&dq[h * D], C, dQh, D, Tq, D);
   }
 }
 
