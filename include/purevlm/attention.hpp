@@ -150,8 +150,8 @@ void head_transpose(T* dst, const T* src, std::size_t Tk, std::size_t C, std::si
 }
 // Long heads have their rows copied out, D apart (the forward's V; the backward's Q, dO and dQ).
 // In place, as columns of [T, C], a head's rows are C apart, 1 KiB at H·D = 256, and the 64 rows
-// of a block then fall in a quarter of L1's sets and evict each other (T = 1024, D = 64: the
-// backward runs 0.90×, the forward 0.91-0.96× the time with them copied). Short heads stay in
+// of a block then fall in a quarter of L1's sets and evict each other (D = 64: forward + backward
+// run 0.89-0.93× the time with them copied at T = 1024, 0.92-0.93× at 512). Short heads stay in
 // place: their blocks fit L1 anyway, and the copies cost more than they save (T = 36: 1.12×).
 // (The copies are slice_forward's column slices; dQ goes back with concat_forward.)
 inline constexpr std::size_t copied_rows = 256;  // a head with this many queries or more is copied
