@@ -459,12 +459,8 @@ void attention_forward(std::span<T> out, std::span<T> saved, std::span<T> scratc
             &out[h * D], &stats[2 * h * Tq], S, &q[h * D], kT, vT, Tp, Tq, Tk, C, scale);
         continue;
       }
-    const T* Vh = &v[h * D];  // this head's values, rows ldv apart
-    std::size_t ldv = C;
-    if (Tq >= detail::copied_rows) {
-      slice_forward<T>({vT, Tk * D}, v, Tk, C, D, h * D);
-      Vh = vT, ldv = D;
-    }
+    const bool copied = Tq >= detail::copied_rows;  // V's rows D apart in vT, or C apart in place
+    if (copied) slice_forward<T>({vT, Tk * D}, v, Tk, C, D, h * D);
     for (std::size_t i0 = 0; i0 < Tq; i0 += R) {
       const std::size_t r = std::min(R, Tq - i0), w = Tk - Tq + i0 + r;  // w: keys the last row sees
       const T* Qi = &q[i0 * C + h * D];
@@ -481,8 +477,8 @@ void attention_forward(std::span<T> out, std::span<T> saved, std::span<T> scratc
         st[1] = T(1) / detail::exp_sum(a, n, st[0], scale);
         detail::normalise(a, n, w, st[1]);
       }
-      detail::gemm(&out[i0 * C + h * D], C, detail::strided<const T>{S, Tp}, Vh, ldv, r, w, D,
-                   detail::gemm_to::set);  // out = P·V
+      detail::gemm(&out[i0 * C + h * D], C, detail::strided<const T>{S, Tp}, copied ? vT : &v[h * D], copied ? D : C,
+                   r, w, D, detail::gemm_to::set);  // out = P·V
     }
   }
 }
