@@ -206,13 +206,13 @@ private:
   std::vector<node> nodes_;
   // Arenas only grow; reset() rewinds the used counts. Every forward kernel writes its whole
   // output, so values need no zeroing when a slot is reused.
-  static std::size_t take(std::vector<T>& arena, std::size_t& used, std::size_t count) {
+  static std::size_t take(detail::aligned_vector<T>& arena, std::size_t& used, std::size_t count) {
     const std::size_t at = used;
     used += count;
     if (arena.size() < used) arena.resize(std::max(used, 2 * arena.size()));
     return at;
   }
-  std::vector<T> values_, grads_, saved_, scratch_, discard_;
+  detail::aligned_vector<T> values_, grads_, saved_, scratch_, discard_;
   static constexpr std::size_t no_slot = std::size_t(-1);  // a view's value offset: it has none
   std::size_t values_used_ = 0, saved_used_ = 0;
   std::vector<std::int32_t> ints_;  // node inputs, token ids, targets
