@@ -85,7 +85,7 @@ TEST_CASE("KV-cached decoding gives the logits of the full recomputation, to 1e-
   }
 }
 
-TEST_CASE("a decoding step off the tape (step) equals forward() on the cache bit for bit, float and double") {
+TEST_CASE("the block off the tape (advance, step) equals forward() on the cache bit for bit, float and double") {
   auto run = [&]<class T>(T, score_kind s, std::size_t layers) {
     basic_parameters<T> ps;
     rng g(12);
@@ -94,9 +94,15 @@ TEST_CASE("a decoding step off the tape (step) equals forward() on the cache bit
     basic_tape<T> t;
     basic_kv_cache<T> by_tape, by_step;
     auto embed = [&](std::size_t p, std::size_t n) { return gpt.embed(t, ps, {}, std::span(in).subspan(p, n), p); };
-    gpt.forward(t, ps, {}, embed(0, 29), &by_tape);
-    by_step = by_tape;
     std::vector<T> logits(17);
+    {  // the prefix of 29 positions at once, logits from the last
+      const auto want = t.value(gpt.forward(t, ps, {}, embed(0, 29), &by_tape, 28));
+      gpt.advance(t, ps, by_step, t.value(embed(0, 29)), logits);
+      for (std::size_t v = 0; v < 17; ++v) REQUIRE(logits[v] == want[v]);
+      REQUIRE(by_step.positions == 29);
+      REQUIRE(by_step.k == by_tape.k);
+      REQUIRE(by_step.v == by_tape.v);
+    }
     for (std::size_t p = 29; p < 36; ++p) {
       t.reset();
       const auto want = t.value(gpt.forward(t, ps, {}, embed(p, 1), &by_tape));
@@ -114,6 +120,9 @@ TEST_CASE("a decoding step off the tape (step) equals forward() on the cache bit
     CHECK_THROWS_WITH_AS(gpt.step(t, ps, by_step, 17, logits), doctest::Contains("token 17"), error);
     basic_parameters<T> other;
     CHECK_THROWS_WITH_AS(gpt.step(t, other, by_step, 1, logits), doctest::Contains("not this model's"), error);
+    const std::vector<T> rows(7 * 32);  // 7 more positions than the block holds after 30
+    CHECK_THROWS_WITH_AS(gpt.advance(t, ps, by_step, rows, logits), doctest::Contains("after 30 positions (block_size 36)"), error);
+    CHECK_THROWS_WITH_AS(gpt.advance(t, ps, by_step, std::span(rows).first(33), logits), doctest::Contains("33 values"), error);
   };
   for (score_kind s : {score_kind::tensor, score_kind::dot}) {
     run(0.0f, s, 1);

@@ -219,8 +219,9 @@ public:
                                      std::int32_t end, std::int32_t stop_also, const decoding& how,
                                      rng* g = nullptr) const {
     basic_kv_cache<T> cache;
-    const auto first = t.value(forward(t, ps, {}, prefix, &cache, t.rows(prefix) - 1));
-    return generate(t, ps, cache, std::vector<T>(first.begin(), first.end()), max_new, end, stop_also, how, g);
+    std::vector<T> logits(cfg_.vocab);
+    advance(t, ps, cache, t.value(prefix), logits);
+    return generate(t, ps, cache, std::move(logits), max_new, end, stop_also, how, g);
   }
   // The same from a cache of the positions so far and the logits[V] of the last of them.
   std::vector<std::int32_t> generate(basic_tape<T>& t, const basic_parameters<T>& ps, basic_kv_cache<T>& cache,
@@ -237,46 +238,29 @@ public:
     return out;
   }
 
-  // One decoding step off the tape: token `tok` at the cache's next position, whose keys and
-  // values it appends; logits[V] for what follows. forward() on that one embedded row computes
-  // the same, with the same kernels in the same order (the tests hold the two equal bit for bit);
-  // here nothing is recorded (the tape's bookkeeping was a fifth of a step): t lends its scratch.
+  // The positions rows[n, C] (embedded, positions added) after the cache's, off the tape: their
+  // keys and values are appended to the cache, and logits[V] are the last one's. forward() on the
+  // same rows and cache, logits from the last row, computes the same with the same kernels in the
+  // same order (the tests hold the two equal bit for bit); here nothing is recorded (the tape's
+  // bookkeeping was a fifth of a decoding step): t lends its scratch.
+  void advance(basic_tape<T>& t, const basic_parameters<T>& ps, basic_kv_cache<T>& cache, std::span<const T> rows,
+               std::span<T> logits) const {
+    const std::size_t C = cfg_.n_embd, n = rows.size() / C;
+    if (n == 0 || rows.size() % C != 0 || cache.positions + n > cfg_.block_size)
+      throw error("gpt advance: " + std::to_string(rows.size()) + " values for rows of n_embd " + std::to_string(C) +
+                  " after " + std::to_string(cache.positions) + " positions (block_size " + std::to_string(cfg_.block_size) + ")");
+    run(t, ps, cache, n, logits, [&](T* x) { std::ranges::copy(rows, x); });
+  }
+  // One decoding step: token `tok` at the cache's next position (advance() on its embedding).
   void step(basic_tape<T>& t, const basic_parameters<T>& ps, basic_kv_cache<T>& cache, std::int32_t tok,
             std::span<T> logits) const {
-    const std::size_t C = cfg_.n_embd, F = cfg_.mlp_hidden, H = cfg_.n_head, pos = cache.positions;
-    if (tok < 0 || std::size_t(tok) >= cfg_.vocab || pos >= cfg_.block_size || logits.size() != cfg_.vocab)
+    const std::size_t C = cfg_.n_embd, pos = cache.positions;
+    if (tok < 0 || std::size_t(tok) >= cfg_.vocab || pos >= cfg_.block_size)
       throw error("gpt step: token " + std::to_string(tok) + " at position " + std::to_string(pos) + " (vocab " +
                   std::to_string(cfg_.vocab) + ", block_size " + std::to_string(cfg_.block_size) + ")");
-    if (lm_head_ >= ps.entries().size() || ps.at(lm_head_).size() != cfg_.vocab * C)
-      throw error("gpt step: the parameter store is not this model's (no lm_head of " + std::to_string(cfg_.vocab) + "x" +
-                  std::to_string(C) + " where this model registered it)");
-    if (cache.k.size() != layers_.size()) { cache.k.resize(layers_.size()); cache.v.resize(layers_.size()); }
-    auto w = [&](std::size_t i) { return ps.value(i).data(); };
-    auto row = [](T* p, std::size_t n) { return std::span<T>(p, n); };
-    const T eps = T(1e-5);  // rmsnorm()'s default, which forward() uses
-    const std::size_t att = attention_scratch_size(pos + 1, cfg_.head_dim(), cfg_.attention().factors);
-    T* x = t.scratch(5 * C + F + 2 * H + 1 + att).data();
-    T *xn = x + C, *q = xn + C, *a = q + C, *o = a + C, *h = o + C, *stats = h + F, *rstd = stats + 2 * H, *scratch = rstd + 1;
-    add_forward<T>(row(x, C), ps.value(wte_).subspan(std::size_t(tok) * C, C), ps.value(wpe_).subspan(pos * C, C));
-    rmsnorm_forward<T>(row(x, C), row(rstd, 1), row(x, C), 1, C, eps);
-    for (std::size_t l = 0; l < layers_.size(); ++l) {
-      const layer_index& L = layers_[l];
-      rmsnorm_forward<T>(row(xn, C), row(rstd, 1), row(x, C), 1, C, eps);
-      detail::matvec(extend(cache.k[l], 1), w(L.wk), xn, C, C);
-      detail::matvec(extend(cache.v[l], 1), w(L.wv), xn, C, C);
-      detail::matvec(q, w(L.wq), xn, C, C);
-      attention_forward<T>(row(a, C), row(stats, 2 * H), row(scratch, att), row(q, C), cache.k[l], cache.v[l], 1,
-                           pos + 1, C, H, cfg_.attention());
-      detail::matvec(o, w(L.wo), a, C, C);
-      add_forward<T>(row(x, C), row(x, C), row(o, C));
-      rmsnorm_forward<T>(row(xn, C), row(rstd, 1), row(x, C), 1, C, eps);
-      detail::matvec(h, w(L.fc1), xn, F, C);
-      relu_forward<T>(row(h, F), row(h, F));
-      detail::matvec(o, w(L.fc2), h, C, F);
-      add_forward<T>(row(x, C), row(x, C), row(o, C));
-    }
-    cache.positions = pos + 1;
-    detail::matvec(logits.data(), w(lm_head_), x, cfg_.vocab, C);
+    run(t, ps, cache, 1, logits, [&](T* x) {
+      add_forward<T>({x, C}, ps.value(wte_).subspan(std::size_t(tok) * C, C), ps.value(wpe_).subspan(pos * C, C));
+    });
   }
 
   const gpt_config& config() const { return cfg_; }
@@ -285,6 +269,56 @@ private:
   struct layer_index {
     std::size_t wq, wk, wv, wo, fc1, fc2;
   };
+  // advance()'s and step()'s block: fill(x) writes the n input rows; every layer runs them all,
+  // except that the last one, past its keys and values, runs only the last row (as forward() does
+  // with logits from there).
+  template <class Fill>
+  void run(basic_tape<T>& t, const basic_parameters<T>& ps, basic_kv_cache<T>& cache, std::size_t n,
+           std::span<T> logits, Fill fill) const {
+    const std::size_t C = cfg_.n_embd, F = cfg_.mlp_hidden, H = cfg_.n_head, V = cfg_.vocab, pos = cache.positions;
+    if (logits.size() != V) throw error("gpt: logits of " + std::to_string(logits.size()) + " values for vocab " + std::to_string(V));
+    if (lm_head_ >= ps.entries().size() || ps.at(lm_head_).size() != V * C)
+      throw error("gpt: the parameter store is not this model's (no lm_head of " + std::to_string(V) + "x" +
+                  std::to_string(C) + " where this model registered it)");
+    if (cache.k.size() != layers_.size()) { cache.k.resize(layers_.size()); cache.v.resize(layers_.size()); }
+    const T eps = T(1e-5);  // rmsnorm()'s default, which forward() uses
+    const std::size_t att = attention_scratch_size(pos + n, cfg_.head_dim(), cfg_.attention().factors),
+                      mm = std::max({C, F, V}) * C;  // a transposed weight (matmul_forward, n ≥ 4)
+    T* x = t.scratch(n * (5 * C + F + 2 * H + 1) + mm + att).data();
+    T *xn = x + n * C, *q = xn + n * C, *a = q + n * C, *o = a + n * C, *h = o + n * C, *stats = h + n * F,
+      *rstd = stats + 2 * H * n, *wT = rstd + n, *scratch = wT + mm;
+    auto at = [](T* p, std::size_t count) { return std::span<T>(p, count); };
+    // out[r, O] = in[r, I] · wᵀ
+    auto matmul = [&](T* out, const T* in, std::size_t w, std::size_t r, std::size_t O, std::size_t I) {
+      matmul_forward<T>(at(out, r * O), {in, r * I}, ps.value(w), r, I, O, at(wT, O * I));
+    };
+    fill(x);
+    rmsnorm_forward<T>(at(x, n * C), at(rstd, n), at(x, n * C), n, C, eps);
+    std::size_t r = n;  // rows still running
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+      const layer_index& L = layers_[l];
+      rmsnorm_forward<T>(at(xn, r * C), at(rstd, r), at(x, r * C), r, C, eps);
+      matmul(extend(cache.k[l], r), xn, L.wk, r, C, C);
+      matmul(extend(cache.v[l], r), xn, L.wv, r, C, C);
+      if (l + 1 == layers_.size()) {
+        x += (r - 1) * C;
+        xn += (r - 1) * C;
+        r = 1;
+      }
+      matmul(q, xn, L.wq, r, C, C);
+      attention_forward<T>(at(a, r * C), at(stats, 2 * H * r), at(scratch, att), at(q, r * C), cache.k[l], cache.v[l], r,
+                           pos + n, C, H, cfg_.attention());
+      matmul(o, a, L.wo, r, C, C);
+      add_forward<T>(at(x, r * C), at(x, r * C), at(o, r * C));
+      rmsnorm_forward<T>(at(xn, r * C), at(rstd, r), at(x, r * C), r, C, eps);
+      matmul(h, xn, L.fc1, r, F, C);
+      relu_forward<T>(at(h, r * F), at(h, r * F));
+      matmul(o, h, L.fc2, r, C, F);
+      add_forward<T>(at(x, r * C), at(x, r * C), at(o, r * C));
+    }
+    cache.positions = pos + n;
+    matmul(logits.data(), x, lm_head_, 1, V, C);
+  }
   // Room for `rows` more positions at the end of a cache store: the store is reserved for the
   // whole block, so it never moves while a tape reads it in place.
   T* extend(std::vector<T>& store, std::size_t rows) const {

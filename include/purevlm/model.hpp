@@ -188,8 +188,8 @@ public:
     // teacher-forced on another
     var prefix = image_prefix(t, image);
     basic_kv_cache<T> cache;
-    const auto l = t.value(gpt_.forward(t, params_, {}, prefix, &cache, t.rows(prefix) - 1));
-    const std::vector<T> logits(l.begin(), l.end());
+    std::vector<T> logits(cfg_.gpt.vocab);
+    gpt_.advance(t, params_, cache, t.value(prefix), logits);
     const auto first = log_softmax(logits);
     {
       basic_kv_cache<T> c = cache;
