@@ -246,18 +246,16 @@ public:
   void advance(basic_tape<T>& t, const basic_parameters<T>& ps, basic_kv_cache<T>& cache, std::span<const T> rows,
                std::span<T> logits) const {
     const std::size_t C = cfg_.n_embd, n = rows.size() / C;
-    if (n == 0 || rows.size() % C != 0 || cache.positions + n > cfg_.block_size)
-      throw error("gpt advance: " + std::to_string(rows.size()) + " values for rows of n_embd " + std::to_string(C) +
-                  " after " + std::to_string(cache.positions) + " positions (block_size " + std::to_string(cfg_.block_size) + ")");
+    if (n == 0 || rows.size() % C != 0)
+      throw error("gpt advance: " + std::to_string(rows.size()) + " values are not rows of n_embd " + std::to_string(C));
     run(t, ps, cache, n, logits, [&](T* x) { std::ranges::copy(rows, x); });
   }
   // One decoding step: token `tok` at the cache's next position (advance() on its embedding).
   void step(basic_tape<T>& t, const basic_parameters<T>& ps, basic_kv_cache<T>& cache, std::int32_t tok,
             std::span<T> logits) const {
-    const std::size_t C = cfg_.n_embd, pos = cache.positions;
-    if (tok < 0 || std::size_t(tok) >= cfg_.vocab || pos >= cfg_.block_size)
-      throw error("gpt step: token " + std::to_string(tok) + " at position " + std::to_string(pos) + " (vocab " +
-                  std::to_string(cfg_.vocab) + ", block_size " + std::to_string(cfg_.block_size) + ")");
+    const std::size_t C = cfg_.n_embd, pos = cache.positions;  // (run() refuses a full block before fill reads wpe)
+    if (tok < 0 || std::size_t(tok) >= cfg_.vocab)
+      throw error("gpt step: token " + std::to_string(tok) + " outside the vocabulary of " + std::to_string(cfg_.vocab));
     run(t, ps, cache, 1, logits, [&](T* x) {
       add_forward<T>({x, C}, ps.value(wte_).subspan(std::size_t(tok) * C, C), ps.value(wpe_).subspan(pos * C, C));
     });
@@ -276,6 +274,9 @@ private:
   void run(basic_tape<T>& t, const basic_parameters<T>& ps, basic_kv_cache<T>& cache, std::size_t n,
            std::span<T> logits, Fill fill) const {
     const std::size_t C = cfg_.n_embd, F = cfg_.mlp_hidden, H = cfg_.n_head, V = cfg_.vocab, pos = cache.positions;
+    if (pos + n > cfg_.block_size)
+      throw error("gpt: " + std::to_string(n) + " more positions after " + std::to_string(pos) + " positions (block_size " +
+                  std::to_string(cfg_.block_size) + ")");
     if (logits.size() != V) throw error("gpt: logits of " + std::to_string(logits.size()) + " values for vocab " + std::to_string(V));
     if (lm_head_ >= ps.entries().size() || ps.at(lm_head_).size() != V * C)
       throw error("gpt: the parameter store is not this model's (no lm_head of " + std::to_string(V) + "x" +
